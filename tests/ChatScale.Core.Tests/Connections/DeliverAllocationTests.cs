@@ -14,6 +14,7 @@ namespace ChatScale.Core.Tests.Connections;
 /// queue grows in segments when a burst leaves thousands of items pending, which is the runtime's storage, bursty
 /// and unrelated to ChatScale's code (see docs/benchmarks.md for measured figures).
 /// </remarks>
+[Collection(AllocationMeasurements.Name)]
 public sealed class DeliverAllocationTests(ITestOutputHelper output)
 {
     private const int Recipients = 10_000;
@@ -65,7 +66,47 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"{policy}: bytes allocated per {Recipients * 15:N0} deliveries, by attempt: {string.Join(", ", attempts)}");
+
+        // Stop every writer loop before the next measurement starts (they would otherwise drain in the background).
+        await connections.CloseAllAsync(ConnectionCloseStatus.NormalClosure, "done", TimeSpan.Zero).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(attempts[^1] == 0, $"bytes allocated per {Recipients * 15:N0} deliveries, by attempt: {string.Join(", ", attempts)}");
+    }
+
+    [Fact]
+    public async Task Deliver_WakingIdleWriterLoops_AllocatesNothingOnAnyThread()
+    {
+        // Each Deliver wakes 10,000 idle writer loops. Waking reuses each channel's pooled waiter and work item, and the
+        // writer loop itself waits without allocating, so the whole process allocates nothing per recipient.
+        // Measured across all threads, so this collection runs alone (no other test allocating meanwhile); best of 3.
+        const int Rounds = 10;
+        using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 64));
+        var transport = new CountingTransport();
+        var users = AddUsers(connections, transport);
+        var payload = new ReadOnlyMemory<byte>(new byte[256]);
+        for (var i = 0; i < 30; i++)
+        {
+            connections.Deliver(users, payload);
+            await transport.WaitForAsync((i + 1L) * Recipients);
+        }
+
+        var best = long.MaxValue;
+        for (var attempt = 0; attempt < 3 && best > 0; attempt++)
+        {
+            var sent = transport.Sent;
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < Rounds; i++)
+            {
+                connections.Deliver(users, payload);
+                await transport.WaitForAsync(sent + ((i + 1L) * Recipients));
+            }
+
+            best = Math.Min(best, GC.GetTotalAllocatedBytes(precise: true) - before);
+        }
+
+        await connections.CloseAllAsync(ConnectionCloseStatus.NormalClosure, "done", TimeSpan.Zero).WaitAsync(TimeSpan.FromSeconds(60));
+        var perRecipient = (double)best / (Rounds * Recipients);
+        output.WriteLine($"waking idle writers: best {best} bytes for {Rounds * Recipients:N0} deliveries = {perRecipient:F4} bytes per recipient, all threads");
+        Assert.True(perRecipient < 1, $"{best} bytes for {Rounds * Recipients} deliveries = {perRecipient:F3} bytes per recipient");
     }
 
     private static string[] AddUsers(LocalConnections connections, IConnectionTransport transport)
@@ -104,5 +145,30 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
         }
 
         public void Dispose() => _never.TrySetResult();
+    }
+
+    private sealed class CountingTransport : IConnectionTransport
+    {
+        private long _sent;
+
+        public long Sent => Interlocked.Read(ref _sent);
+
+        public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _sent);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public async Task WaitForAsync(long count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (Sent < count)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"sent {Sent} of {count}");
+                await Task.Yield();
+            }
+        }
     }
 }
