@@ -178,5 +178,6 @@ public sealed class BackplaneTests(RedisFixture redis)
         Assert.Equal(4, b.MalformedCount);
         Assert.Equal(1, a.MalformedCount); // the all-nodes one reached A too
         Assert.Equal(1, b.ReceivedCount);
+        Assert.Equal(4, b.LogCount(2003)); // each logged as a warning, none fatal
     }
 }

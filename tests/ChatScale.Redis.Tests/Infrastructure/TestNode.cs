@@ -4,6 +4,7 @@ using ChatScale.InMemory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Testing;
 using StackExchange.Redis;
 using System.Diagnostics.Metrics;
 
@@ -50,6 +51,12 @@ public sealed class TestNode : IAsyncDisposable
 
     public MetricCollector<long> Swept { get; }
 
+    /// <summary>Every log record of this node.</summary>
+    public FakeLogCollector Logs => _provider.GetRequiredService<FakeLogCollector>();
+
+    /// <summary>How many records with <paramref name="eventId"/> this node has logged.</summary>
+    public int LogCount(int eventId) => Logs.GetSnapshot().Count(r => r.Id.Id == eventId);
+
     public long ReceivedCount => Sum(Received);
 
     public long MalformedCount => Sum(Malformed);
@@ -71,6 +78,7 @@ public sealed class TestNode : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddMetrics();
         services.AddLogging();
+        services.AddFakeLogging();
 
         // What AddChatScale() registers (the AspNetCore package), reduced to the parts AddRedis must replace or use.
         services.AddOptions<ChatScaleOptions>().Configure(o =>
