@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
 
-namespace ChatScale.Redis.Tests.Infrastructure;
+namespace ChatScale.Testing;
 
 /// <summary>
 /// A local three-master Redis Cluster: three <c>redis-server --cluster-enabled yes</c> processes on free loopback
@@ -112,11 +112,4 @@ public sealed class RedisClusterFixture : IAsyncLifetime
             await Task.Delay(100).ConfigureAwait(false);
         }
     }
-}
-
-/// <summary>Tests that share the local three-node Redis Cluster.</summary>
-[CollectionDefinition(Name)]
-public sealed class RedisClusterCollection : ICollectionFixture<RedisClusterFixture>
-{
-    public const string Name = "RedisCluster";
 }

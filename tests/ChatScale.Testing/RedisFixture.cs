@@ -1,9 +1,9 @@
 using StackExchange.Redis;
 
-namespace ChatScale.Redis.Tests.Infrastructure;
+namespace ChatScale.Testing;
 
 /// <summary>
-/// One Redis shared by every test of <see cref="RedisCollection"/>: the server named by <c>CHATSCALE_TEST_REDIS</c>
+/// One Redis shared by every test of a test collection: the server named by <c>CHATSCALE_TEST_REDIS</c>
 /// (a StackExchange.Redis connection string) when set, else a <c>redis-server</c> started on a free loopback port,
 /// else a Testcontainers Redis. Tests isolate themselves with a unique key prefix (<see cref="UniquePrefix"/>).
 /// </summary>
@@ -52,11 +52,4 @@ public sealed class RedisFixture : IAsyncLifetime
 
     /// <summary>A key prefix no other test uses, so tests sharing the server never see each other's keys or channels.</summary>
     public static string UniquePrefix(string? hint = null) => $"t-{hint ?? "x"}-{Guid.NewGuid():N}";
-}
-
-/// <summary>Tests that share one standalone Redis server.</summary>
-[CollectionDefinition(Name)]
-public sealed class RedisCollection : ICollectionFixture<RedisFixture>
-{
-    public const string Name = "Redis";
 }

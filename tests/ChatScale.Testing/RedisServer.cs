@@ -5,7 +5,7 @@ using System.Text;
 using DotNet.Testcontainers.Builders;
 using Testcontainers.Redis;
 
-namespace ChatScale.Redis.Tests.Infrastructure;
+namespace ChatScale.Testing;
 
 /// <summary>
 /// One Redis server a test can stop and start again on the same port: a local <c>redis-server</c> process when the

@@ -1,7 +1,7 @@
 using System.Globalization;
 using StackExchange.Redis;
 
-namespace ChatScale.Redis.Tests.Infrastructure;
+namespace ChatScale.Testing;
 
 /// <summary>Reads <c>INFO commandstats</c>: how many times each command has run on a server.</summary>
 public static class CommandStats

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ChatScale.Redis.Tests.Infrastructure;
+namespace ChatScale.Testing;
 
 /// <summary>Polling with generous timeouts: the box running the tests is small and shared.</summary>
 public static class Eventually
