@@ -54,6 +54,29 @@ public sealed class EndpointTests
     }
 
     [Fact]
+    public async Task Every_one_of_many_concurrent_connections_gets_a_publish_made_right_after_connecting()
+    {
+        await using var node = await TestNode.StartAsync();
+        var users = Enumerable.Range(0, 200).Select(i => $"user-{i}").ToArray();
+        var clients = await Task.WhenAll(users.Select(u => node.ConnectAsync(u)));
+        try
+        {
+            var result = await node.Broadcaster.PublishAsync(users, Json("""{"all":true}"""));
+
+            Assert.Empty(result.OfflineUsers);
+            var received = await Task.WhenAll(clients.Select(c => c.ReceiveTextAsync()));
+            Assert.All(received, text => Assert.Equal("""{"all":true}""", text));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Unauthenticated_request_gets_401_and_no_connection()
     {
         await using var node = await TestNode.StartAsync();
