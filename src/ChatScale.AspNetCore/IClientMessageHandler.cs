@@ -12,6 +12,9 @@ namespace ChatScale.AspNetCore;
 /// JSON closes the connection with 1007, a binary frame with 1003, a message over
 /// <see cref="ChatScaleOptions.MaxIncomingFrameBytes"/> with 1009, a client over its rate limit with 1008. A handler
 /// that throws closes its connection with 1011.</para>
+/// <para>Keep calls short: while a call runs, the connection's incoming frames (including the pongs that answer
+/// keep-alive pings) are not read, so a call longer than <see cref="ChatScaleEndpointOptions.KeepAliveTimeout"/> can
+/// get a healthy connection dropped. Hand slow work to <see cref="IBackgroundDispatcher"/>.</para>
 /// </remarks>
 /// <example>
 /// <code>
