@@ -153,11 +153,19 @@ public sealed class ClientConnection
         var token = _stop.Token;
         try
         {
-            while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
+            // WaitToReadAsync gets no token on purpose: with one, the channel allocates a waiter per wait; without,
+            // it reuses a single pooled one. Every way of stopping completes the channel, which ends the wait, and
+            // the token stops the loop between frames and inside a send.
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                while (reader.TryRead(out var frame))
+                while (!token.IsCancellationRequested && reader.TryRead(out var frame))
                 {
                     await _transport.SendAsync(frame, token).ConfigureAwait(false);
+                }
+
+                if (token.IsCancellationRequested)
+                {
+                    break;
                 }
             }
         }

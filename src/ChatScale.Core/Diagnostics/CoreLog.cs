@@ -29,4 +29,16 @@ internal static partial class CoreLog
 
     [LoggerMessage(1103, LogLevel.Information, "Replayed {Count} dead-lettered jobs.")]
     public static partial void JobsReplayed(ILogger logger, int count);
+
+    [LoggerMessage(1104, LogLevel.Information, "Job {JobId} ({JobType}) was interrupted by shutdown on attempt {Attempt}; it stays pending and is lost if the process exits.")]
+    public static partial void JobInterrupted(ILogger logger, string jobId, string jobType, int attempt);
+
+    [LoggerMessage(1105, LogLevel.Critical, "A background dispatcher loop failed; jobs on it are no longer processed.")]
+    public static partial void DispatcherLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(1106, LogLevel.Debug, "Background dispatcher started: {WorkerCount} concurrent jobs, {Partitions} ordered lanes, {Pending} jobs pending.")]
+    public static partial void DispatcherStarted(ILogger logger, int workerCount, int partitions, long pending);
+
+    [LoggerMessage(1107, LogLevel.Warning, "Background dispatcher stopped with {Pending} jobs pending; the in-memory dispatcher loses them when the process exits.")]
+    public static partial void DispatcherStoppedWithPending(ILogger logger, long pending);
 }

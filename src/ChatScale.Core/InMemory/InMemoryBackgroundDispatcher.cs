@@ -1,0 +1,646 @@
+using System.Collections.Frozen;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using ChatScale.Diagnostics;
+using ChatScale.Dispatching;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace ChatScale.InMemory;
+
+/// <summary>
+/// The single-node <see cref="IBackgroundDispatcher"/>: jobs are kept in this process's memory as objects (never
+/// serialized) and run by background loops started with the host.
+/// </summary>
+/// <remarks>
+/// <para><b>Lanes.</b> A job with an ordering key goes to one of <see cref="DispatcherOptions.Partitions"/>
+/// sequential lanes, chosen by a stable hash of the key; a lane runs one job at a time and retries a failing job in
+/// place, so the jobs behind it (and only those) wait. Jobs without a key share a queue served by
+/// <see cref="DispatcherOptions.WorkerCount"/> workers; a failing one is put back after its backoff without holding
+/// a worker. At most <see cref="DispatcherOptions.WorkerCount"/> handlers run at once, lanes included.</para>
+/// <para><b>Capacity.</b> At most <see cref="DispatcherOptions.QueueCapacity"/> newly enqueued jobs wait to start;
+/// <see cref="EnqueueAsync{TJob}"/> waits for space beyond that. Retries and replays never wait for space.</para>
+/// <para><b>Durability.</b> None: jobs still pending when the process exits are lost. <see cref="StopAsync"/> stops
+/// taking new work, lets running handlers finish until the host's shutdown deadline (then signals their
+/// cancellation token) and leaves every job it did not finish counted as pending. A stopped dispatcher cannot be
+/// started again; jobs enqueued before <see cref="StartAsync"/> wait for it.</para>
+/// <para><b>Threading.</b> Thread-safe.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// services.AddSingleton&lt;InMemoryBackgroundDispatcher&gt;();
+/// services.AddSingleton&lt;IBackgroundDispatcher&gt;(sp =&gt; sp.GetRequiredService&lt;InMemoryBackgroundDispatcher&gt;());
+/// services.AddHostedService(sp =&gt; sp.GetRequiredService&lt;InMemoryBackgroundDispatcher&gt;());
+/// </code>
+/// </example>
+public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHostedService, IAsyncDisposable
+{
+    // _backlog packs two counters so that a job moving between them is never seen in neither (or both) by a
+    // snapshot: the low 32 bits count pending jobs, the high 32 bits jobs in flight.
+    private const long OnePending = 1;
+    private const long OneInFlight = 1L << 32;
+
+    private const int NotStarted = 0;
+    private const int Running = 1;
+    private const int Stopped = 2;
+    private const int Disposed = 3;
+
+    private readonly IServiceScopeFactory _scopeFactory;
+    private readonly FrozenDictionary<Type, JobTypeRegistration> _registrations;
+    private readonly ILogger _logger;
+    private readonly ChatScaleMetrics _metrics;
+    private readonly TimeProvider _timeProvider;
+    private readonly int _workerCount;
+    private readonly int _maxAttempts;
+    private readonly TimeSpan _initialBackoff;
+    private readonly TimeSpan _maxBackoff;
+
+    private readonly Channel<QueuedJob> _unordered;
+    private readonly Channel<QueuedJob>[] _lanes;
+    private readonly SemaphoreSlim _queueSpace;
+    private readonly SemaphoreSlim _workerSlots;
+
+    // Never disposed: they own no timer or unmanaged resource, and late callers (an enqueue racing DisposeAsync, a
+    // host token firing after StopAsync returned) must still be able to read and cancel them.
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _aborting = new();
+    private readonly CancellationTokenSource _disposing = new();
+
+    private readonly ConcurrentDictionary<QueuedJob, ITimer> _retryTimers = new();
+    private readonly List<(QueuedJob Job, DeadLetteredJob Record)> _deadLetters = [];
+    private readonly Lock _stateLock = new();
+    private Task[] _loops = [];
+    private int _state;
+    private long _backlog;
+
+    /// <summary>Creates the dispatcher. Nothing runs until <see cref="StartAsync"/>.</summary>
+    /// <param name="options">The node options; <see cref="ChatScaleOptions.Dispatcher"/> is read once, here.</param>
+    /// <param name="scopeFactory">Creates the DI scope each attempt's handler is resolved from.</param>
+    /// <param name="registrations">The job types registered with <c>AddJobHandler&lt;TJob, THandler&gt;()</c>.</param>
+    /// <param name="loggerFactory">Logging; optional.</param>
+    /// <param name="meterFactory">Metrics; optional.</param>
+    /// <param name="timeProvider">The clock for timestamps and retry delays; <see cref="TimeProvider.System"/> when <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">A dispatcher option that must be positive is not.</exception>
+    public InMemoryBackgroundDispatcher(
+        IOptions<ChatScaleOptions> options,
+        IServiceScopeFactory scopeFactory,
+        IEnumerable<JobTypeRegistration> registrations,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null,
+        TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(scopeFactory);
+        ArgumentNullException.ThrowIfNull(registrations);
+        var dispatcher = options.Value.Dispatcher
+            ?? throw new ArgumentException($"{ChatScaleOptions.SectionName}:{nameof(ChatScaleOptions.Dispatcher)} must not be null.", nameof(options));
+        _workerCount = Positive(dispatcher.WorkerCount, nameof(DispatcherOptions.WorkerCount));
+        var partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
+        var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
+        _maxAttempts = Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
+        _initialBackoff = dispatcher.InitialBackoff < TimeSpan.Zero ? TimeSpan.Zero : dispatcher.InitialBackoff;
+        _maxBackoff = dispatcher.MaxBackoff < _initialBackoff ? _initialBackoff : dispatcher.MaxBackoff;
+
+        _scopeFactory = scopeFactory;
+        var byType = new Dictionary<Type, JobTypeRegistration>();
+        foreach (var registration in registrations)
+        {
+            // AddJobHandler may run twice for one type; the later registration wins, as it does for DI services.
+            byType[registration.JobType] = registration;
+        }
+
+        _registrations = byType.ToFrozenDictionary();
+        _logger = (ILogger?)loggerFactory?.CreateLogger<InMemoryBackgroundDispatcher>() ?? NullLogger.Instance;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+
+        // The channels are unbounded because capacity is enforced once, globally, by _queueSpace: a retry or a replay
+        // must be able to go back without waiting (a timer callback cannot wait), and QueueCapacity means the whole
+        // backlog, not each lane's.
+        _unordered = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+        _lanes = new Channel<QueuedJob>[partitions];
+        for (var i = 0; i < _lanes.Length; i++)
+        {
+            _lanes[i] = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        }
+
+        _queueSpace = new SemaphoreSlim(capacity, capacity);
+        _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
+        _metrics = new ChatScaleMetrics(meterFactory);
+        _metrics.ObserveDispatcherBacklog(Snapshot);
+
+        static int Positive(int value, string name) => value > 0
+            ? value
+            : throw new ArgumentException($"{ChatScaleOptions.SectionName}:{nameof(ChatScaleOptions.Dispatcher)}:{name} must be greater than 0 (was {value}).", nameof(options));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Completes synchronously while there is queue space. The job is kept by reference: don't mutate it after
+    /// enqueueing. Jobs enqueued after <see cref="StopAsync"/> are accepted but never run.
+    /// </remarks>
+    /// <exception cref="ObjectDisposedException">The dispatcher was disposed.</exception>
+    public ValueTask<string> EnqueueAsync<TJob>(TJob job, string? orderingKey = null, CancellationToken cancellationToken = default)
+        where TJob : notnull
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _state) == Disposed, this);
+        var registration = FindRegistration(typeof(TJob), job.GetType());
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<string>(cancellationToken);
+        }
+
+        return _queueSpace.Wait(0, CancellationToken.None)
+            ? new ValueTask<string>(Accept(registration, job, orderingKey))
+            : WaitForSpaceAsync(registration, job, orderingKey, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<DeadLetteredJob>> GetDeadLettersAsync(int maxCount = 100, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_deadLetters)
+        {
+            var result = new DeadLetteredJob[Math.Min(maxCount, _deadLetters.Count)];
+            for (var i = 0; i < result.Length; i++)
+            {
+                result[i] = _deadLetters[i].Record;
+            }
+
+            return ValueTask.FromResult<IReadOnlyList<DeadLetteredJob>>(result);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A replayed job keeps its id and gets a fresh attempt count; a keyed one goes to the back of its key's lane.
+    /// Replays do not wait for queue space.
+    /// </remarks>
+    public ValueTask<int> ReplayDeadLettersAsync(string? jobId = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _state) == Disposed, this);
+        List<QueuedJob>? replayed = null;
+        lock (_deadLetters)
+        {
+            for (var i = 0; i < _deadLetters.Count; i++)
+            {
+                if (jobId is null || string.Equals(_deadLetters[i].Job.Id, jobId, StringComparison.Ordinal))
+                {
+                    (replayed ??= []).Add(_deadLetters[i].Job);
+                }
+            }
+
+            if (replayed is null)
+            {
+                return ValueTask.FromResult(0);
+            }
+
+            _deadLetters.RemoveAll(entry => jobId is null || string.Equals(entry.Job.Id, jobId, StringComparison.Ordinal));
+
+            // Counted pending under the same lock that removed them, so no snapshot misses them.
+            Interlocked.Add(ref _backlog, replayed.Count * OnePending);
+        }
+
+        foreach (var job in replayed)
+        {
+            job.Attempts = 0;
+            Route(job);
+        }
+
+        CoreLog.JobsReplayed(_logger, replayed.Count);
+        return ValueTask.FromResult(replayed.Count);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int> PurgeDeadLettersAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_deadLetters)
+        {
+            var count = _deadLetters.Count;
+            _deadLetters.Clear();
+            return ValueTask.FromResult(count);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Pending includes jobs waiting for a retry and jobs left undone by <see cref="StopAsync"/>.</remarks>
+    public ValueTask<DispatcherStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(Snapshot());
+    }
+
+    /// <summary>Starts the lanes and workers; jobs already enqueued start running.</summary>
+    /// <param name="cancellationToken">Not used: starting does not wait.</param>
+    /// <returns>A completed task.</returns>
+    /// <exception cref="InvalidOperationException">The dispatcher was already started (a stopped one cannot be restarted).</exception>
+    /// <exception cref="ObjectDisposedException">The dispatcher was disposed.</exception>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lock (_stateLock)
+        {
+            ObjectDisposedException.ThrowIf(_state == Disposed, this);
+            if (_state != NotStarted)
+            {
+                throw new InvalidOperationException("The in-memory background dispatcher was already started; it cannot be started twice or restarted after it stopped.");
+            }
+
+            var loops = new Task[_lanes.Length + _workerCount];
+
+            // The loops outlive the caller: they must not inherit its async-locals (its Activity, say).
+            using (ExecutionContext.SuppressFlow())
+            {
+                for (var i = 0; i < _lanes.Length; i++)
+                {
+                    var reader = _lanes[i].Reader;
+                    loops[i] = Task.Run(() => RunLaneAsync(reader), CancellationToken.None);
+                }
+
+                for (var i = _lanes.Length; i < loops.Length; i++)
+                {
+                    loops[i] = Task.Run(RunWorkerAsync, CancellationToken.None);
+                }
+            }
+
+            _loops = loops;
+            Volatile.Write(ref _state, Running);
+        }
+
+        CoreLog.DispatcherStarted(_logger, _workerCount, _lanes.Length, Snapshot().Pending);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Stops taking jobs, then waits for running handlers. When <paramref name="cancellationToken"/> fires (the host's
+    /// shutdown deadline), the handlers' cancellation token is signalled and this returns; an interrupted job stays
+    /// pending. Jobs not finished remain counted as pending and are lost when the process exits.
+    /// </summary>
+    /// <param name="cancellationToken">The host's shutdown deadline.</param>
+    /// <returns>A task that completes when the handlers have finished or the deadline has passed.</returns>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        Task[] loops;
+        lock (_stateLock)
+        {
+            if (_state != Running)
+            {
+                Volatile.Write(ref _state, _state == NotStarted ? Stopped : _state);
+                return;
+            }
+
+            Volatile.Write(ref _state, Stopped);
+            loops = _loops;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        using (cancellationToken.Register(static state => ((CancellationTokenSource)state!).Cancel(), _aborting))
+        {
+            try
+            {
+                await Task.WhenAll(loops).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Deadline passed: handlers have been told to stop; their loops end as soon as they return, and
+                // DisposeAsync waits for that.
+            }
+        }
+
+        var pending = Snapshot().Pending;
+        if (pending > 0)
+        {
+            CoreLog.DispatcherStoppedWithPending(_logger, pending);
+        }
+    }
+
+    /// <summary>
+    /// Cancels running handlers, waits for the loops to end and releases timers and metrics. Pending jobs are dropped.
+    /// </summary>
+    /// <returns>A task that completes when everything is released.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        Task[] loops;
+        lock (_stateLock)
+        {
+            if (_state == Disposed)
+            {
+                return;
+            }
+
+            Volatile.Write(ref _state, Disposed);
+            loops = _loops;
+        }
+
+        await _disposing.CancelAsync().ConfigureAwait(false);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _aborting.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(loops).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Already logged by the failing loop (and thrown to StopAsync); disposal must not fail because of it.
+        }
+
+        foreach (var timer in _retryTimers.Values)
+        {
+            await timer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _retryTimers.Clear();
+        _metrics.Dispose();
+        _queueSpace.Dispose();
+        _workerSlots.Dispose();
+    }
+
+    private JobTypeRegistration FindRegistration(Type declaredType, Type runtimeType)
+    {
+        if (_registrations.TryGetValue(declaredType, out var registration) || _registrations.TryGetValue(runtimeType, out registration))
+        {
+            return registration;
+        }
+
+        throw new InvalidOperationException(
+            $"No job handler is registered for job type '{runtimeType.FullName}'. Register one with AddJobHandler<TJob, THandler>() "
+            + $"on the ChatScale builder, for example AddJobHandler<{runtimeType.Name}, MyHandler>(), before enqueueing it.");
+    }
+
+    private async ValueTask<string> WaitForSpaceAsync(JobTypeRegistration registration, object job, string? orderingKey, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
+        try
+        {
+            await _queueSpace.WaitAsync(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ObjectDisposedException(GetType().FullName, "The dispatcher was disposed while the job waited for queue space.");
+        }
+
+        return Accept(registration, job, orderingKey);
+    }
+
+    private string Accept(JobTypeRegistration registration, object job, string? orderingKey)
+    {
+        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _lanes.Length);
+        var queued = new QueuedJob(
+            Guid.CreateVersion7().ToString("N"), registration, job, orderingKey, lane, _timeProvider.GetUtcNow(), Activity.Current?.Context ?? default)
+        {
+            HoldsQueueSpace = true,
+        };
+        Interlocked.Add(ref _backlog, OnePending);
+        Route(queued);
+        return queued.Id;
+    }
+
+    private void Route(QueuedJob job)
+    {
+        // Unbounded and never completed: the write cannot fail.
+        var channel = job.Lane < 0 ? _unordered : _lanes[job.Lane];
+        var written = channel.Writer.TryWrite(job);
+        Debug.Assert(written, "Dispatcher channels are unbounded and never completed.");
+    }
+
+    private void ReleaseQueueSpace(QueuedJob job)
+    {
+        if (job.HoldsQueueSpace)
+        {
+            job.HoldsQueueSpace = false;
+            _queueSpace.Release();
+        }
+    }
+
+    private async Task RunLaneAsync(ChannelReader<QueuedJob> reader)
+    {
+        var stopping = _stopping.Token;
+        try
+        {
+            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            {
+                while (!stopping.IsCancellationRequested && reader.TryRead(out var job))
+                {
+                    ReleaseQueueSpace(job);
+                    var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+                    while (outcome.Retry)
+                    {
+                        // Retrying in place is what keeps a key's order: the jobs behind this one in the lane wait,
+                        // the other lanes don't.
+                        await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
+                        outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopping: whatever is left stays counted as pending.
+        }
+        catch (Exception ex)
+        {
+            CoreLog.DispatcherLoopFailed(_logger, ex);
+            throw;
+        }
+    }
+
+    private async Task RunWorkerAsync()
+    {
+        var stopping = _stopping.Token;
+        var reader = _unordered.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            {
+                while (!stopping.IsCancellationRequested && reader.TryRead(out var job))
+                {
+                    ReleaseQueueSpace(job);
+                    var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+                    if (outcome.Retry)
+                    {
+                        ScheduleRetry(job, outcome.Delay);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopping: whatever is left stays counted as pending.
+        }
+        catch (Exception ex)
+        {
+            CoreLog.DispatcherLoopFailed(_logger, ex);
+            throw;
+        }
+    }
+
+    private void ScheduleRetry(QueuedJob job, TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            Route(job);
+            return;
+        }
+
+        // Registered before it is armed, so a callback firing at once always finds (and removes) its timer.
+        var timer = _timeProvider.CreateTimer(OnRetryDue, job, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _retryTimers[job] = timer;
+        timer.Change(delay, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnRetryDue(object? state)
+    {
+        var job = (QueuedJob)state!;
+        if (_retryTimers.TryRemove(job, out var timer))
+        {
+            timer.Dispose();
+        }
+
+        Route(job);
+    }
+
+    private async ValueTask<AttemptOutcome> RunAttemptAsync(QueuedJob job, CancellationToken stopping)
+    {
+        await _workerSlots.WaitAsync(stopping).ConfigureAwait(false);
+        try
+        {
+            Interlocked.Add(ref _backlog, OneInFlight - OnePending);
+            var attempt = ++job.Attempts;
+            var registration = job.Registration;
+            var context = new JobContext(job.Id, registration.Name, job.OrderingKey, attempt, job.EnqueuedAt);
+            using var activity = StartActivity(job, attempt);
+            var started = _timeProvider.GetTimestamp();
+            try
+            {
+                var scope = _scopeFactory.CreateAsyncScope();
+                await using (scope.ConfigureAwait(false))
+                {
+                    await registration.InvokeAsync(scope.ServiceProvider, job.Job, context, _aborting.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (_aborting.IsCancellationRequested)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, "Interrupted by shutdown.");
+                CoreLog.JobInterrupted(_logger, job.Id, registration.Name, attempt);
+                Interlocked.Add(ref _backlog, OnePending - OneInFlight);
+                return AttemptOutcome.Done;
+            }
+            catch (Exception ex)
+            {
+                return Failed(job, attempt, ex, _timeProvider.GetElapsedTime(started), activity);
+            }
+
+            activity?.SetStatus(ActivityStatusCode.Ok);
+            _metrics.JobSucceeded(_timeProvider.GetElapsedTime(started));
+            Interlocked.Add(ref _backlog, -OneInFlight);
+            return AttemptOutcome.Done;
+        }
+        finally
+        {
+            _workerSlots.Release();
+        }
+    }
+
+    private AttemptOutcome Failed(QueuedJob job, int attempt, Exception exception, TimeSpan duration, Activity? activity)
+    {
+        activity?.SetStatus(ActivityStatusCode.Error, exception.Message);
+        activity?.AddException(exception);
+        var jobType = job.Registration.Name;
+        if (attempt >= _maxAttempts)
+        {
+            _metrics.JobDeadLettered(duration);
+            CoreLog.JobDeadLettered(_logger, exception, job.Id, jobType, attempt);
+            var record = new DeadLetteredJob(
+                job.Id, jobType, job.OrderingKey, attempt, $"{exception.GetType().FullName}: {exception.Message}", job.EnqueuedAt, _timeProvider.GetUtcNow());
+            lock (_deadLetters)
+            {
+                _deadLetters.Add((job, record));
+                Interlocked.Add(ref _backlog, -OneInFlight);
+            }
+
+            return AttemptOutcome.Done;
+        }
+
+#pragma warning disable CA5394 // Jitter only spreads retries out; it needs no cryptographic randomness.
+        var delay = RetryBackoff.Compute(attempt, _initialBackoff, _maxBackoff, Random.Shared.NextDouble());
+#pragma warning restore CA5394
+        _metrics.JobRetried(duration);
+        CoreLog.JobRetrying(_logger, exception, job.Id, jobType, attempt, delay);
+        Interlocked.Add(ref _backlog, OnePending - OneInFlight);
+        return AttemptOutcome.RetryAfter(delay);
+    }
+
+    private static Activity? StartActivity(QueuedJob job, int attempt)
+    {
+        var source = ChatScaleMetrics.ActivitySource;
+        if (!source.HasListeners())
+        {
+            return null;
+        }
+
+        // Linked, not parented, to the enqueuer's span: the job runs long after that request has finished.
+        var links = job.EnqueuedBy == default ? null : new[] { new ActivityLink(job.EnqueuedBy) };
+        var activity = source.StartActivity("chatscale.dispatch", ActivityKind.Consumer, parentContext: default, tags: null, links: links);
+        if (activity is not null)
+        {
+            activity.SetTag("chatscale.job.id", job.Id);
+            activity.SetTag("chatscale.job.type", job.Registration.Name);
+            activity.SetTag("chatscale.job.attempt", attempt);
+            if (job.OrderingKey is not null)
+            {
+                activity.SetTag("chatscale.job.ordering_key", job.OrderingKey);
+            }
+        }
+
+        return activity;
+    }
+
+    private DispatcherStatistics Snapshot()
+    {
+        // Under the dead-letter lock so a job moving to or from the dead letters is counted exactly once.
+        lock (_deadLetters)
+        {
+            var backlog = Interlocked.Read(ref _backlog);
+            return new DispatcherStatistics(backlog & 0xFFFF_FFFF, backlog >> 32, _deadLetters.Count);
+        }
+    }
+
+    private readonly record struct AttemptOutcome(bool Retry, TimeSpan Delay)
+    {
+        public static AttemptOutcome Done => default;
+
+        public static AttemptOutcome RetryAfter(TimeSpan delay) => new(true, delay);
+    }
+
+    private sealed class QueuedJob(
+        string id, JobTypeRegistration registration, object job, string? orderingKey, int lane, DateTimeOffset enqueuedAt, ActivityContext enqueuedBy)
+    {
+        public string Id { get; } = id;
+
+        public JobTypeRegistration Registration { get; } = registration;
+
+        public object Job { get; } = job;
+
+        public string? OrderingKey { get; } = orderingKey;
+
+        /// <summary>The lane of a keyed job; -1 for the shared unordered queue.</summary>
+        public int Lane { get; } = lane;
+
+        public DateTimeOffset EnqueuedAt { get; } = enqueuedAt;
+
+        public ActivityContext EnqueuedBy { get; } = enqueuedBy;
+
+        /// <summary>Attempts made so far. Touched only by whichever loop currently owns the job.</summary>
+        public int Attempts { get; set; }
+
+        /// <summary>Whether the job still holds one unit of QueueCapacity (until a loop takes it).</summary>
+        public bool HoldsQueueSpace { get; set; }
+    }
+}

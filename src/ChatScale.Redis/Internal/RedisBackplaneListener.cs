@@ -1,0 +1,194 @@
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using ChatScale.Backplane;
+using ChatScale.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace ChatScale.Redis.Internal;
+
+/// <summary>
+/// The receiving half of the backplane: subscribes to this node's channel and the all-nodes channel, decodes each
+/// envelope and hands it to <see cref="LocalConnections"/>.
+/// </summary>
+/// <remarks>
+/// Each channel has one <see cref="ChannelMessageQueue"/> read by one loop, so a channel's messages are delivered one
+/// at a time in the order Redis sent them (concurrent handlers would reorder a conversation). StackExchange.Redis
+/// re-establishes subscriptions itself after a reconnect and keeps the queue open; should a queue complete anyway
+/// (someone unsubscribed it), the loop subscribes again. A malformed envelope is counted, logged and dropped.
+/// </remarks>
+internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
+{
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
+
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly LocalConnections _connections;
+    private readonly RedisKeyspace _keys;
+    private readonly string _nodeId;
+    private readonly int _maxPayloadBytes;
+    private readonly RedisMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _loops = Task.CompletedTask;
+
+    public RedisBackplaneListener(
+        IConnectionMultiplexer multiplexer,
+        LocalConnections connections,
+        IOptions<ChatScaleOptions> options,
+        IOptions<ChatScaleRedisOptions> redisOptions,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null)
+    {
+        _multiplexer = multiplexer;
+        _connections = connections;
+        var redis = redisOptions.Value;
+        _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
+        _nodeId = options.Value.NodeId;
+        _maxPayloadBytes = options.Value.MaxPayloadBytes;
+        _metrics = new RedisMetrics(meterFactory);
+        _logger = (ILogger?)loggerFactory?.CreateLogger<RedisBackplaneListener>() ?? NullLogger.Instance;
+    }
+
+    /// <summary>
+    /// Starts listening. Returns once both channels have been subscribed (or a first attempt failed, in which case the
+    /// loops keep retrying in the background), so messages published after start are not missed.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var nodeReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loops = Task.WhenAll(
+            ListenAsync(_keys.NodeChannel(_nodeId), nodeReady, _stopping.Token),
+            ListenAsync(_keys.AllNodesChannel, allReady, _stopping.Token));
+        return Task.WhenAll(nodeReady.Task, allReady.Task).WaitAsync(cancellationToken);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _loops.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loops.ConfigureAwait(false);
+        }
+        finally
+        {
+            _stopping.Dispose();
+            _metrics.Dispose();
+        }
+    }
+
+    private async Task ListenAsync(RedisChannel channel, TaskCompletionSource ready, CancellationToken stopping)
+    {
+        // Leave StartAsync's caller right away; the loop runs on the thread pool.
+        await Task.Yield();
+        var delay = TimeSpan.FromMilliseconds(100);
+        var name = channel.ToString();
+        while (!stopping.IsCancellationRequested)
+        {
+            ChannelMessageQueue queue;
+            try
+            {
+                queue = await _multiplexer.GetSubscriber().SubscribeAsync(channel).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested)
+            {
+                RedisLog.SubscribeFailed(_logger, ex, _nodeId, name, delay);
+                ready.TrySetResult();
+                try
+                {
+                    await Task.Delay(delay, stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+                continue;
+            }
+
+            RedisLog.Subscribed(_logger, _nodeId, name);
+            ready.TrySetResult();
+            delay = TimeSpan.FromMilliseconds(100);
+            try
+            {
+                while (true)
+                {
+                    var message = await queue.ReadAsync(stopping).ConfigureAwait(false);
+                    Handle(message.Message, name);
+                }
+            }
+            catch (ChannelClosedException)
+            {
+                // The queue completed: it was unsubscribed (or the connection disposed). Subscribe again unless stopping.
+                if (!stopping.IsCancellationRequested)
+                {
+                    RedisLog.SubscriptionEnded(_logger, name);
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                await UnsubscribeQuietlyAsync(queue).ConfigureAwait(false);
+            }
+        }
+
+        ready.TrySetResult();
+        RedisLog.ListenerStopped(_logger, _nodeId);
+    }
+
+    private void Handle(RedisValue value, string channel)
+    {
+        ReadOnlyMemory<byte> data = (byte[]?)value ?? [];
+        BackplaneEnvelope envelope;
+        try
+        {
+            envelope = EnvelopeCodec.Decode(data, _maxPayloadBytes);
+        }
+        catch (EnvelopeFormatException ex)
+        {
+            _metrics.Malformed();
+            RedisLog.MalformedEnvelope(_logger, ex, channel, data.Length);
+            return;
+        }
+
+        try
+        {
+            if (envelope.Kind == EnvelopeKind.All)
+            {
+                _connections.DeliverToAll(envelope.Payload);
+            }
+            else
+            {
+                _connections.Deliver(envelope.Recipients, envelope.Payload);
+            }
+
+            _metrics.Received();
+        }
+        catch (Exception ex)
+        {
+            // One bad delivery must not stop the node from receiving: log it and go on with the next message.
+            RedisLog.DeliveryFailed(_logger, ex, envelope.MessageId, envelope.OriginNodeId);
+        }
+    }
+
+    private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue queue)
+    {
+        try
+        {
+            await queue.UnsubscribeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+        {
+            // Stopping while Redis is down or the connection is gone: the subscription dies with it.
+        }
+    }
+}

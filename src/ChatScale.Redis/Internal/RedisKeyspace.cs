@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using System.Text;
+using StackExchange.Redis;
+
+namespace ChatScale.Redis.Internal;
+
+/// <summary>
+/// Every Redis key and channel name ChatScale uses, built here and nowhere else.
+/// </summary>
+/// <remarks>
+/// <para><b>Layout</b> (prefix <c>P</c>):</para>
+/// <code>
+/// {P}:presence:user:&lt;userId&gt;   hash   connectionId -&gt; nodeId     (who is where)
+/// {P}:presence:node:&lt;nodeId&gt;   hash   connectionId -&gt; userId     (what a node holds, for sweeping)
+/// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms
+/// P:bp:node:&lt;nodeId&gt;            channel: envelopes for one node
+/// P:bp:all                      channel: envelopes for every node
+/// </code>
+/// <para><b>Cluster.</b> All presence keys carry the same hash tag <c>{P}</c>, so they live in one slot: the atomic
+/// multi-key scripts (register, unregister, lookup of many users, sweep) run on a Redis Cluster without CROSSSLOT errors,
+/// at the price of keeping all presence on one shard. Presence is small (one hash field per connection) and cheap to
+/// read; the heavy traffic is pub/sub, and its channels are deliberately <i>not</i> hash-tagged, so with sharded pub/sub
+/// the node channels spread over the cluster's shards.</para>
+/// <para><b>Hostile ids.</b> Keys and channels are binary-safe byte strings. User and node ids are appended verbatim
+/// as strict UTF-8 after a fixed prefix, so any id (newlines, braces, unicode, very long) maps to exactly one key and
+/// cannot reach another's: the hash tag is the first <c>{...}</c> of the key, which is always ours, and the prefix
+/// (letters, digits, <c>-_.</c>) cannot contain <c>:</c>, so <c>P:</c> never collides with another prefix. Strings
+/// that are not valid UTF-16 (unpaired surrogates) are rejected rather than replaced, so two ids never share a key.</para>
+/// </remarks>
+internal sealed class RedisKeyspace
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly ConcurrentDictionary<string, RedisChannel> _nodeChannels = new(StringComparer.Ordinal);
+    private readonly byte[] _userKeyPrefix;
+    private readonly byte[] _nodeKeyPrefix;
+    private readonly byte[] _nodeChannelPrefix;
+    private readonly bool _sharded;
+
+    public RedisKeyspace(string keyPrefix, bool sharded)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(keyPrefix);
+        _sharded = sharded;
+        var tag = "{" + keyPrefix + "}:presence:";
+        _userKeyPrefix = Encoding.UTF8.GetBytes(tag + "user:");
+        _nodeKeyPrefix = Encoding.UTF8.GetBytes(tag + "node:");
+        Heartbeats = (RedisKey)(tag + "heartbeats");
+        _nodeChannelPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":bp:node:");
+        AllNodesChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":bp:all"));
+    }
+
+    /// <summary>The sorted set of node heartbeats.</summary>
+    public RedisKey Heartbeats { get; }
+
+    /// <summary>The channel every node subscribes to.</summary>
+    public RedisChannel AllNodesChannel { get; }
+
+    /// <summary>The prefix of user keys, passed to scripts that derive user keys from a node's entries.</summary>
+    public byte[] UserKeyPrefix => _userKeyPrefix;
+
+    /// <summary>The prefix of node keys, passed to the sweep script.</summary>
+    public byte[] NodeKeyPrefix => _nodeKeyPrefix;
+
+    /// <summary>The hash of one user's connections.</summary>
+    public RedisKey User(string userId) => Concat(_userKeyPrefix, userId, nameof(userId));
+
+    /// <summary>The hash of one node's connections.</summary>
+    public RedisKey Node(string nodeId) => Concat(_nodeKeyPrefix, nodeId, nameof(nodeId));
+
+    /// <summary>The channel one node subscribes to for envelopes addressed to it.</summary>
+    public RedisChannel NodeChannel(string nodeId)
+        => _nodeChannels.TryGetValue(nodeId, out var channel)
+            ? channel
+            : _nodeChannels.GetOrAdd(nodeId, id => Channel(Concat(_nodeChannelPrefix, id, nameof(nodeId))));
+
+    /// <summary>Encodes an id as strict UTF-8, rejecting unpaired surrogates.</summary>
+    public static byte[] Utf8(string value, string paramName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(value, paramName);
+        try
+        {
+            return StrictUtf8.GetBytes(value);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"'{paramName}' is not valid UTF-16 (it contains an unpaired surrogate).", paramName, ex);
+        }
+    }
+
+    private RedisChannel Channel(byte[] name) => _sharded ? RedisChannel.Sharded(name) : RedisChannel.Literal(name);
+
+    private static byte[] Concat(byte[] prefix, string id, string paramName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id, paramName);
+        int length;
+        try
+        {
+            length = StrictUtf8.GetByteCount(id);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"'{paramName}' is not valid UTF-16 (it contains an unpaired surrogate).", paramName, ex);
+        }
+
+        var key = new byte[prefix.Length + length];
+        prefix.CopyTo(key, 0);
+        StrictUtf8.GetBytes(id, key.AsSpan(prefix.Length));
+        return key;
+    }
+}

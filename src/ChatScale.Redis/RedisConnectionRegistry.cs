@@ -1,0 +1,207 @@
+using System.Diagnostics.Metrics;
+using ChatScale.Redis.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace ChatScale.Redis;
+
+/// <summary>
+/// Presence in Redis, shared by every node: which users are connected, and on which nodes.
+/// </summary>
+/// <remarks>
+/// <para>Each user has a hash <c>connectionId -&gt; nodeId</c>; each node a hash <c>connectionId -&gt; userId</c> (so
+/// its entries can be swept); node liveness is a sorted set of heartbeats scored with the Redis server's clock.
+/// Register and unregister update both hashes atomically in one Lua script; <see cref="RegisterAsync"/> also heartbeats
+/// the node, so a node that just started never looks dead.</para>
+/// <para>A node whose last heartbeat is older than <see cref="ChatScaleOptions.PresenceTimeout"/> (or that has none)
+/// counts as offline at once in <see cref="LocateAsync"/> and <see cref="GetConnectionCountAsync"/>; a background sweep
+/// deletes its entries later. Every presence key shares one Redis Cluster hash slot (see the package README), so the
+/// scripts also run on a cluster. Requires Redis 6.2 or later.</para>
+/// <para>Failures to reach Redis surface as <see cref="BackplaneUnavailableException"/>.</para>
+/// </remarks>
+public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
+{
+    private const int SweepBatchSize = 1000;
+    private const int MaxSweepBatchesPerPass = 1000;
+
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly RedisKeyspace _keys;
+    private readonly long _timeoutMs;
+    private readonly RedisMetrics _metrics;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the registry over a shared connection.</summary>
+    /// <param name="multiplexer">The process's shared Redis connection.</param>
+    /// <param name="options">The node options (presence timeout).</param>
+    /// <param name="redisOptions">The Redis options (key prefix).</param>
+    /// <param name="loggerFactory">Logging; optional.</param>
+    /// <param name="meterFactory">Metrics; optional.</param>
+    public RedisConnectionRegistry(
+        IConnectionMultiplexer multiplexer,
+        IOptions<ChatScaleOptions> options,
+        IOptions<ChatScaleRedisOptions> redisOptions,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(redisOptions);
+        _multiplexer = multiplexer;
+        var redis = redisOptions.Value;
+        _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
+        _timeoutMs = (long)options.Value.PresenceTimeout.TotalMilliseconds;
+        _metrics = new RedisMetrics(meterFactory);
+        _logger = (ILogger?)loggerFactory?.CreateLogger<RedisConnectionRegistry>() ?? NullLogger.Instance;
+    }
+
+    private IDatabase Database => _multiplexer.GetDatabase();
+
+    /// <inheritdoc />
+    public async ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
+    {
+        Validate(connection);
+        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId), _keys.Heartbeats];
+        RedisValue[] args = [connection.ConnectionId, connection.NodeId, connection.UserId];
+        await EvaluateAsync(PresenceScripts.Register, keys, args, "register", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
+    {
+        Validate(connection);
+        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId)];
+        RedisValue[] args = [connection.ConnectionId, connection.NodeId];
+        await EvaluateAsync(PresenceScripts.Unregister, keys, args, "unregister", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<PresenceLookup> LocateAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        if (userIds.Count == 0)
+        {
+            return PresenceLookup.AllOffline([]);
+        }
+
+        var keys = new RedisKey[userIds.Count + 1];
+        keys[0] = _keys.Heartbeats;
+        for (var i = 0; i < userIds.Count; i++)
+        {
+            keys[i + 1] = _keys.User(userIds[i]);
+        }
+
+        var result = await EvaluateAsync(PresenceScripts.Locate, keys, [_timeoutMs], "presence lookup", cancellationToken).ConfigureAwait(false);
+        var perUser = (RedisResult[])result!;
+        var byNode = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        List<string>? offline = null;
+        for (var i = 0; i < userIds.Count; i++)
+        {
+            var nodes = (RedisResult[])perUser[i]!;
+            if (nodes.Length == 0)
+            {
+                (offline ??= []).Add(userIds[i]);
+                continue;
+            }
+
+            foreach (var node in nodes)
+            {
+                var nodeId = (string)node!;
+                if (!byNode.TryGetValue(nodeId, out var users))
+                {
+                    byNode[nodeId] = users = [];
+                }
+
+                users.Add(userIds[i]);
+            }
+        }
+
+        var usersByNode = new Dictionary<string, IReadOnlyList<string>>(byNode.Count, StringComparer.Ordinal);
+        foreach (var pair in byNode)
+        {
+            usersByNode[pair.Key] = pair.Value;
+        }
+
+        return new PresenceLookup(usersByNode, offline ?? (IReadOnlyList<string>)[]);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> GetConnectionCountAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        RedisKey[] keys = [_keys.Heartbeats, _keys.User(userId)];
+        var result = await EvaluateAsync(PresenceScripts.Count, keys, [_timeoutMs], "connection count", cancellationToken).ConfigureAwait(false);
+        return (int)result;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask HeartbeatAsync(string nodeId, CancellationToken cancellationToken = default)
+    {
+        RedisKeyspace.Utf8(nodeId, nameof(nodeId));
+        await EvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [nodeId], "heartbeat", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The node reads offline as soon as the first batch has run; large nodes are removed in batches.</remarks>
+    public async ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
+    {
+        RedisKey[] keys = [_keys.Heartbeats, _keys.Node(nodeId)];
+        RedisValue[] args = [nodeId, _keys.UserKeyPrefix, SweepBatchSize];
+        while ((long)await EvaluateAsync(PresenceScripts.RemoveNodeBatch, keys, args, "node removal", cancellationToken).ConfigureAwait(false) > 0)
+        {
+        }
+    }
+
+    /// <summary>Releases the registry's metrics. The shared connection is not closed.</summary>
+    public void Dispose() => _metrics.Dispose();
+
+    /// <summary>
+    /// Deletes the presence entries of every node whose heartbeat is older than the presence timeout, in batches.
+    /// Safe to run on every node at once: each batch is atomic.
+    /// </summary>
+    /// <returns>How many connection entries were removed.</returns>
+    internal async Task<long> SweepAsync(CancellationToken cancellationToken)
+    {
+        RedisKey[] keys = [_keys.Heartbeats];
+        RedisValue[] args = [_timeoutMs, _keys.NodeKeyPrefix, _keys.UserKeyPrefix, SweepBatchSize];
+        long total = 0;
+        for (var batch = 0; batch < MaxSweepBatchesPerPass; batch++)
+        {
+            var result = (RedisResult[])(await EvaluateAsync(PresenceScripts.SweepBatch, keys, args, "presence sweep", cancellationToken).ConfigureAwait(false))!;
+            if (result.Length == 0)
+            {
+                break;
+            }
+
+            var removed = (long)result[1];
+            total += removed;
+            _metrics.Swept(removed);
+            if (removed > 0)
+            {
+                RedisLog.NodeSwept(_logger, (string)result[0]!, removed);
+            }
+        }
+
+        return total;
+    }
+
+    private async Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] args, string operation, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            return await RedisFailures.WaitAsync(Database.ScriptEvaluateAsync(script, keys, args), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        {
+            throw RedisFailures.Unavailable(operation, ex);
+        }
+    }
+
+    private static void Validate(ConnectionRegistration connection)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connection.ConnectionId, nameof(connection));
+        RedisKeyspace.Utf8(connection.UserId, nameof(connection));
+        RedisKeyspace.Utf8(connection.NodeId, nameof(connection));
+    }
+}

@@ -1,0 +1,173 @@
+using System.Diagnostics.Metrics;
+using ChatScale.Backplane;
+using ChatScale.Redis.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace ChatScale.Redis;
+
+/// <summary>
+/// Publishes messages to users on any node through Redis pub/sub.
+/// </summary>
+/// <remarks>
+/// <para>In <see cref="RedisRoutingMode.Targeted"/> mode (the default) a publish costs one presence lookup plus one
+/// PUBLISH per node that hosts at least one recipient, each envelope carrying only that node's recipients: a message to
+/// 50 users spread over 2 nodes is 1 lookup and 2 PUBLISH. In <see cref="RedisRoutingMode.Broadcast"/> mode it is one
+/// PUBLISH on the all-nodes channel.</para>
+/// <para>Messages for this node's own users also go through Redis, never by a local shortcut: a shortcut would let them
+/// overtake messages other nodes published earlier to the same conversation. One node's publishes travel in order on
+/// its single Redis connection, and each node's listener handles a channel's messages one at a time.</para>
+/// <para>When Redis is unreachable, publishing throws <see cref="BackplaneUnavailableException"/> (the default
+/// connection created by <c>AddRedis</c> fails fast rather than queueing while disconnected).</para>
+/// </remarks>
+public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
+{
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly IConnectionRegistry _registry;
+    private readonly RedisKeyspace _keys;
+    private readonly RedisRoutingMode _mode;
+    private readonly string _nodeId;
+    private readonly int _maxPayloadBytes;
+    private readonly RedisMetrics _metrics;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the broadcaster.</summary>
+    /// <param name="multiplexer">The process's shared Redis connection.</param>
+    /// <param name="registry">Presence, used by targeted routing to find the recipients' nodes.</param>
+    /// <param name="options">The node options (node id, payload limit).</param>
+    /// <param name="redisOptions">The Redis options (key prefix, routing mode, sharded pub/sub).</param>
+    /// <param name="loggerFactory">Logging; optional.</param>
+    /// <param name="meterFactory">Metrics; optional.</param>
+    public RedisMessageBroadcaster(
+        IConnectionMultiplexer multiplexer,
+        IConnectionRegistry registry,
+        IOptions<ChatScaleOptions> options,
+        IOptions<ChatScaleRedisOptions> redisOptions,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(redisOptions);
+        _multiplexer = multiplexer;
+        _registry = registry;
+        var redis = redisOptions.Value;
+        _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
+        _mode = redis.RoutingMode;
+        _nodeId = options.Value.NodeId;
+        _maxPayloadBytes = options.Value.MaxPayloadBytes;
+        _metrics = new RedisMetrics(meterFactory);
+        _logger = (ILogger?)loggerFactory?.CreateLogger<RedisMessageBroadcaster>() ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<PublishResult> PublishAsync(IReadOnlyList<string> userIds, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        CheckPayload(payload);
+        cancellationToken.ThrowIfCancellationRequested();
+        var messageId = Guid.CreateVersion7();
+        if (userIds.Count == 0)
+        {
+            return new PublishResult(messageId, 0, []);
+        }
+
+        if (_mode == RedisRoutingMode.Broadcast)
+        {
+            var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, userIds, payload.Span);
+            await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
+            return new PublishResult(messageId, 1, []);
+        }
+
+        var lookup = await _registry.LocateAsync(userIds, cancellationToken).ConfigureAwait(false);
+        var count = lookup.UsersByNode.Count;
+        if (count == 0)
+        {
+            return new PublishResult(messageId, 0, lookup.OfflineUsers);
+        }
+
+        // Issue every per-node PUBLISH before awaiting any: they are pipelined on the one connection, in order.
+        var sends = new Task<long>[count];
+        var i = 0;
+        try
+        {
+            foreach (var pair in lookup.UsersByNode)
+            {
+                var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, pair.Value, payload.Span);
+                sends[i++] = _multiplexer.GetSubscriber().PublishAsync(_keys.NodeChannel(pair.Key), envelope);
+            }
+
+            await RedisFailures.WaitAsync(WhenAll(sends), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Publishes already handed to the connection finish on their own; make sure none faults unobserved.
+            foreach (var send in sends)
+            {
+                RedisFailures.Observe(send);
+            }
+
+            if (RedisFailures.IsUnavailable(ex))
+            {
+                throw Unavailable(ex);
+            }
+
+            throw;
+        }
+
+        _metrics.Published(count);
+        return new PublishResult(messageId, count, lookup.OfflineUsers);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<Guid> PublishToAllAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        CheckPayload(payload);
+        cancellationToken.ThrowIfCancellationRequested();
+        var messageId = Guid.CreateVersion7();
+        var envelope = EnvelopeCodec.Encode(EnvelopeKind.All, _nodeId, messageId, [], payload.Span);
+        await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
+        return messageId;
+    }
+
+    /// <summary>Releases the broadcaster's metrics. The shared connection is not closed.</summary>
+    public void Dispose() => _metrics.Dispose();
+
+    private async Task PublishAsync(RedisChannel channel, byte[] envelope, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RedisFailures.WaitAsync(_multiplexer.GetSubscriber().PublishAsync(channel, envelope), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+
+        _metrics.Published(1);
+    }
+
+    private BackplaneUnavailableException Unavailable(Exception ex)
+    {
+        _metrics.PublishFailed();
+        RedisLog.PublishFailed(_logger, ex);
+        return RedisFailures.Unavailable("publish", ex);
+    }
+
+    private void CheckPayload(ReadOnlyMemory<byte> payload)
+    {
+        if (payload.Length > _maxPayloadBytes)
+        {
+            throw new ArgumentException($"The payload is {payload.Length} bytes; ChatScale:MaxPayloadBytes allows {_maxPayloadBytes}.", nameof(payload));
+        }
+    }
+
+    private static async Task<long> WhenAll(Task<long>[] sends)
+    {
+        await Task.WhenAll(sends).ConfigureAwait(false);
+        return sends.Length;
+    }
+}

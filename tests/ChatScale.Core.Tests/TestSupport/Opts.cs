@@ -1,0 +1,13 @@
+using Microsoft.Extensions.Options;
+
+namespace ChatScale.Core.Tests.TestSupport;
+
+internal static class Opts
+{
+    public static IOptions<ChatScaleOptions> Create(Action<ChatScaleOptions>? configure = null)
+    {
+        var options = new ChatScaleOptions { NodeId = "node-test" };
+        configure?.Invoke(options);
+        return Options.Create(options);
+    }
+}
