@@ -1,0 +1,102 @@
+global using System.Net.WebSockets;
+using System.Text;
+
+namespace ChatScale.AspNetCore.Tests.Infrastructure;
+
+/// <summary>Real <see cref="ClientWebSocket"/> helpers with generous timeouts (the test machine is small and shared).</summary>
+internal static class TestClient
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    public static async Task<ClientWebSocket> ConnectAsync(Uri uri, string? user, string? origin = null, string? role = null)
+    {
+        var socket = Create(user, origin, role);
+        using var timeout = new CancellationTokenSource(Timeout);
+        await socket.ConnectAsync(uri, timeout.Token);
+        return socket;
+    }
+
+    /// <summary>Attempts a connection that the server should refuse, and returns the HTTP status it answered with.</summary>
+    public static async Task<int> ConnectExpectingStatusAsync(Uri uri, string? user, string? origin = null, string? role = null)
+    {
+        using var socket = Create(user, origin, role);
+        using var timeout = new CancellationTokenSource(Timeout);
+        var ex = await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(uri, timeout.Token));
+        Assert.NotEqual(WebSocketState.Open, socket.State);
+        return (int)socket.HttpStatusCode;
+    }
+
+    public static async Task SendTextAsync(this ClientWebSocket socket, string text)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+    }
+
+    /// <summary>Receives the next whole message as text; fails if the server closes instead.</summary>
+    public static async Task<string> ReceiveTextAsync(this ClientWebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        var buffer = new byte[64 * 1024];
+        using var message = new MemoryStream();
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, timeout.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"Expected a message, but the server closed with {socket.CloseStatus} '{socket.CloseStatusDescription}'.");
+            message.Write(buffer, 0, result.Count);
+            if (result.EndOfMessage)
+            {
+                return Encoding.UTF8.GetString(message.ToArray());
+            }
+        }
+    }
+
+    /// <summary>Reads (and discards) until the server's close frame, answers it, and returns the close status.</summary>
+    public static async Task<WebSocketCloseStatus?> ReceiveCloseAsync(this ClientWebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        var buffer = new byte[16 * 1024];
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, timeout.Token);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                if (socket.State == WebSocketState.CloseReceived)
+                {
+                    try
+                    {
+                        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, string.Empty, timeout.Token);
+                    }
+                    catch (WebSocketException)
+                    {
+                        // The server may drop the TCP connection right after its close frame (for example after a
+                        // protocol error it detected itself); the status has been read either way.
+                    }
+                }
+
+                return socket.CloseStatus;
+            }
+        }
+    }
+
+    private static ClientWebSocket Create(string? user, string? origin, string? role)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        if (user is not null)
+        {
+            socket.Options.SetRequestHeader(TestAuthHandler.UserHeader, user);
+        }
+
+        if (role is not null)
+        {
+            socket.Options.SetRequestHeader(TestAuthHandler.RoleHeader, role);
+        }
+
+        if (origin is not null)
+        {
+            socket.Options.SetRequestHeader("Origin", origin);
+        }
+
+        return socket;
+    }
+}
