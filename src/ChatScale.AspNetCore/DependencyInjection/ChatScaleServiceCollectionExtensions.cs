@@ -15,7 +15,7 @@ public static class ChatScaleServiceCollectionExtensions
     /// <summary>
     /// Adds ChatScale: options bound from the <c>ChatScale</c> configuration section (and the endpoint's from
     /// <c>ChatScale:Endpoint</c>), then <paramref name="configure"/>, validated when the host starts; the local
-    /// fan-out engine; in-memory presence and broadcaster (a single node needs nothing else); the presence heartbeat,
+    /// fan-out engine; in-memory presence, broadcaster and background dispatcher (a single node needs nothing else); the presence heartbeat,
     /// graceful shutdown and dispatcher hosted services. Map the endpoint with <c>app.MapChatScale("/ws")</c>.
     /// </summary>
     /// <remarks>
@@ -53,6 +53,7 @@ public static class ChatScaleServiceCollectionExtensions
         services.TryAddSingleton<LocalConnections>();
         services.TryAddSingleton<IMessageBroadcaster, InMemoryMessageBroadcaster>();
         services.TryAddSingleton<IConnectionRegistry, InMemoryConnectionRegistry>();
+        services.TryAddSingleton<IBackgroundDispatcher, InMemoryBackgroundDispatcher>();
         services.TryAddSingleton<IUserIdResolver, DefaultUserIdResolver>();
 
         services.TryAddSingleton<ChatScaleNodeState>();
