@@ -17,8 +17,14 @@ namespace ChatScale.Redis;
 /// the node, so a node that just started never looks dead.</para>
 /// <para>A node whose last heartbeat is older than <see cref="ChatScaleOptions.PresenceTimeout"/> (or that has none)
 /// counts as offline at once in <see cref="LocateAsync"/> and <see cref="GetConnectionCountAsync"/>; a background sweep
-/// deletes its entries later. Every presence key shares one Redis Cluster hash slot (see the package README), so the
-/// scripts also run on a cluster. Requires Redis 6.2 or later.</para>
+/// deletes its entries later. Requires Redis 6.2 or later.</para>
+/// <para><b>Redis Cluster.</b> Every presence key carries the hash tag <c>{KeyPrefix}</c>, so all of presence lives in
+/// one hash slot: the atomic multi-key scripts (and the one-round-trip lookup of many users) never fail with CROSSSLOT,
+/// at the price of keeping presence on one shard. Presence is small (one hash field per connection plus one per node);
+/// the heavy traffic is pub/sub, whose channels are not hash-tagged, so sharded pub/sub spreads them over the shards.</para>
+/// <para><b>Ids.</b> User and node ids are stored verbatim (binary-safe strict UTF-8, so newlines, braces, emoji and
+/// long ids are all safe and never collide); ids that are not valid UTF-16 are rejected with
+/// <see cref="ArgumentException"/>.</para>
 /// <para>Failures to reach Redis surface as <see cref="BackplaneUnavailableException"/>.</para>
 /// </remarks>
 public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable

@@ -148,7 +148,7 @@ public sealed class BackplaneTests(RedisFixture redis)
 
         await bobInApp1.WaitForAsync(2);
         await bobInApp2.WaitForAsync(1);
-        Assert.Equal(["from app1", "all app1"], bobInApp1.Frames);
+        Assert.Equal(["all app1", "from app1"], bobInApp1.Frames.Order(StringComparer.Ordinal)); // two channels: no order between them
         Assert.Equal(["from app2"], bobInApp2.Frames);
 
         await using var app3 = await TestNode.StartAsync(server, RedisFixture.UniquePrefix("app3"), "node-1");
@@ -179,5 +179,24 @@ public sealed class BackplaneTests(RedisFixture redis)
         Assert.Equal(1, a.MalformedCount); // the all-nodes one reached A too
         Assert.Equal(1, b.ReceivedCount);
         Assert.Equal(4, b.LogCount(2003)); // each logged as a warning, none fatal
+    }
+
+    [Fact]
+    public async Task SubscriptionQueueCompleted_ListenerSubscribesAgain_AndLaterMessagesArrive()
+    {
+        var prefix = RedisFixture.UniquePrefix("requeue");
+        await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
+        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b");
+        var bob = await b.ConnectAsync("bob");
+
+        // Completes the listener's ChannelMessageQueues, as a stray UnsubscribeAll on the shared connection would.
+        await b.Multiplexer.GetSubscriber().UnsubscribeAllAsync();
+        await Eventually.TrueAsync(() => b.LogCount(2005) == 2, "both queues to be noticed as completed");
+        await Eventually.TrueAsync(() => b.LogCount(2001) == 4, "both channels to be subscribed again");
+
+        await a.PublishAsync("after", "bob");
+        await a.Broadcaster.PublishToAllAsync("after-all"u8.ToArray());
+        await bob.WaitForAsync(2);
+        Assert.Equal(["after", "after-all"], bob.Frames.Order(StringComparer.Ordinal));
     }
 }

@@ -106,7 +106,7 @@ public sealed class PresenceTests(RedisFixture redis, ITestOutputHelper output)
     public async Task CrashedNode_ItsUsersGoOfflineWithinThePresenceTimeout_AndItsKeysAreSwept()
     {
         var prefix = RedisFixture.UniquePrefix("crash");
-        var timeout = TimeSpan.FromSeconds(2);
+        var timeout = TimeSpan.FromSeconds(3);
         Action<ChatScaleOptions> fast = o =>
         {
             o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);

@@ -33,6 +33,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Task _loops = Task.CompletedTask;
+    private int _disposed;
 
     public RedisBackplaneListener(
         IConnectionMultiplexer multiplexer,
@@ -74,6 +75,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
         {

@@ -31,6 +31,8 @@ internal sealed class RedisKeyspace
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
+    private const int MaxCachedNodeChannels = 4096;
+
     private readonly ConcurrentDictionary<string, RedisChannel> _nodeChannels = new(StringComparer.Ordinal);
     private readonly byte[] _userKeyPrefix;
     private readonly byte[] _nodeKeyPrefix;
@@ -69,9 +71,21 @@ internal sealed class RedisKeyspace
 
     /// <summary>The channel one node subscribes to for envelopes addressed to it.</summary>
     public RedisChannel NodeChannel(string nodeId)
-        => _nodeChannels.TryGetValue(nodeId, out var channel)
-            ? channel
-            : _nodeChannels.GetOrAdd(nodeId, id => Channel(Concat(_nodeChannelPrefix, id, nameof(nodeId))));
+    {
+        if (_nodeChannels.TryGetValue(nodeId, out var channel))
+        {
+            return channel;
+        }
+
+        // Node ids change on every process start; over a long uptime with many deploys, start the cache afresh
+        // rather than let it grow without bound.
+        if (_nodeChannels.Count >= MaxCachedNodeChannels)
+        {
+            _nodeChannels.Clear();
+        }
+
+        return _nodeChannels.GetOrAdd(nodeId, id => Channel(Concat(_nodeChannelPrefix, id, nameof(nodeId))));
+    }
 
     /// <summary>Encodes an id as strict UTF-8, rejecting unpaired surrogates.</summary>
     public static byte[] Utf8(string value, string paramName)
