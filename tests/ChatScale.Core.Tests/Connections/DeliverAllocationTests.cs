@@ -77,7 +77,8 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
     {
         // Each Deliver wakes 10,000 idle writer loops. Waking reuses each channel's pooled waiter and work item, and the
         // writer loop itself waits without allocating, so the whole process allocates nothing per recipient.
-        // Measured across all threads, so this collection runs alone (no other test allocating meanwhile); best of 3.
+        // Measured across all threads, so this collection runs alone; background work left by earlier tests (timers,
+        // loops winding down) can still land in one window on a loaded machine, so take the best of up to 10.
         const int Rounds = 10;
         using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 64));
         var transport = new CountingTransport();
@@ -90,7 +91,7 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
         }
 
         var best = long.MaxValue;
-        for (var attempt = 0; attempt < 3 && best > 0; attempt++)
+        for (var attempt = 0; attempt < 10 && best >= Rounds * Recipients; attempt++)
         {
             var sent = transport.Sent;
             var before = GC.GetTotalAllocatedBytes(precise: true);
