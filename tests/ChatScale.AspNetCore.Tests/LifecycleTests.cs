@@ -43,6 +43,20 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Client_that_stops_answering_keep_alive_pings_is_dropped_and_leaves_presence()
+    {
+        await using var node = await TestNode.StartAsync(configure: b => b.Services.Configure<ChatScaleEndpointOptions>(o =>
+            (o.KeepAliveInterval, o.KeepAliveTimeout) = (TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300))));
+
+        // A ClientWebSocket answers pings only while it reads; this one never reads, like a client whose network died.
+        using var silent = await node.ConnectAsync("alice");
+        Assert.Equal(1, await node.Registry.GetConnectionCountAsync("alice"));
+
+        await Poll.UntilAsync(async () => await node.Registry.GetConnectionCountAsync("alice") == 0, "the unresponsive client is dropped");
+        Assert.Equal(0, node.Connections.Count);
+    }
+
+    [Fact]
     public async Task Graceful_stop_closes_clients_with_1001_and_removes_presence_at_once()
     {
         var node = await TestNode.StartAsync();
