@@ -51,6 +51,25 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     }
 
     [Fact]
+    public async Task Each_new_connection_is_in_presence_and_reachable_from_the_other_node_the_moment_it_opens()
+    {
+        var prefix = RedisServerFixture.UniquePrefix();
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        for (var i = 0; i < 20; i++)
+        {
+            var user = $"user-{i}";
+            using var client = await node2.ConnectAsync(user);
+
+            // No polling, no retry: the presence write finished before the server completed the upgrade.
+            Assert.Equal(1, await node1.Registry.GetConnectionCountAsync(user));
+            var result = await node1.Broadcaster.PublishAsync([user], Json($$"""{"n":{{i}}}"""));
+            Assert.Empty(result.OfflineUsers);
+            Assert.Equal($$"""{"n":{{i}}}""", await client.ReceiveTextAsync());
+        }
+    }
+
+    [Fact]
     public async Task Connections_are_reachable_from_the_other_node_as_soon_as_they_are_open()
     {
         var prefix = RedisServerFixture.UniquePrefix();
