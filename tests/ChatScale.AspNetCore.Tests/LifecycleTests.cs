@@ -133,6 +133,19 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Presence_failure_refuses_the_connection_with_503_and_leaves_nothing_behind()
+    {
+        var spy = default(SpyRegistry);
+        await using var node = await TestNode.StartAsync(configure: b => b.Services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry>(sp =>
+            spy = new SpyRegistry(sp.GetRequiredService<IOptions<ChatScaleOptions>>()) { FailRegistrations = true })));
+
+        Assert.Equal(503, await node.ConnectExpectingStatusAsync("alice"));
+
+        Assert.Equal(0, node.Connections.Count);
+        await Poll.UntilAsync(() => spy!.Calls.Contains("unregister alice"), "a possibly half-written registration is undone");
+    }
+
+    [Fact]
     public async Task Invalid_options_in_code_fail_startup_naming_the_option()
     {
         await using var app = TestNode.Build(o => o.PresenceTimeout = o.HeartbeatInterval);
