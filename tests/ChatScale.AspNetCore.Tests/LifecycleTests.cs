@@ -43,6 +43,20 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Client_that_stops_answering_keep_alive_pings_is_dropped_and_leaves_presence()
+    {
+        await using var node = await TestNode.StartAsync(configure: b => b.Services.Configure<ChatScaleEndpointOptions>(o =>
+            (o.KeepAliveInterval, o.KeepAliveTimeout) = (TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300))));
+
+        // A ClientWebSocket answers pings only while it reads; this one never reads, like a client whose network died.
+        using var silent = await node.ConnectAsync("alice");
+        Assert.Equal(1, await node.Registry.GetConnectionCountAsync("alice"));
+
+        await Poll.UntilAsync(async () => await node.Registry.GetConnectionCountAsync("alice") == 0, "the unresponsive client is dropped");
+        Assert.Equal(0, node.Connections.Count);
+    }
+
+    [Fact]
     public async Task Graceful_stop_closes_clients_with_1001_and_removes_presence_at_once()
     {
         var node = await TestNode.StartAsync();
@@ -116,6 +130,19 @@ public sealed class LifecycleTests
         Assert.Equal(503, await node.ConnectExpectingStatusAsync("alice"));
         Assert.Equal(0, node.Connections.Count);
         Assert.Equal(0, await node.Registry.GetConnectionCountAsync("alice"));
+    }
+
+    [Fact]
+    public async Task Presence_failure_refuses_the_connection_with_503_and_leaves_nothing_behind()
+    {
+        var spy = default(SpyRegistry);
+        await using var node = await TestNode.StartAsync(configure: b => b.Services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry>(sp =>
+            spy = new SpyRegistry(sp.GetRequiredService<IOptions<ChatScaleOptions>>()) { FailRegistrations = true })));
+
+        Assert.Equal(503, await node.ConnectExpectingStatusAsync("alice"));
+
+        Assert.Equal(0, node.Connections.Count);
+        await Poll.UntilAsync(() => spy!.Calls.Contains("unregister alice"), "a possibly half-written registration is undone");
     }
 
     [Fact]

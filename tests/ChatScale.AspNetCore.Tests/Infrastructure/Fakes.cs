@@ -15,12 +15,16 @@ internal sealed class SpyRegistry(IOptions<ChatScaleOptions> options) : IConnect
 
     public bool FailLookups { get; set; }
 
+    public bool FailRegistrations { get; set; }
+
     public int Heartbeats => Calls.Count(c => c.StartsWith("heartbeat", StringComparison.Ordinal));
 
     public ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
         Calls.Enqueue("register " + connection.UserId);
-        return _inner.RegisterAsync(connection, cancellationToken);
+        return FailRegistrations
+            ? throw new BackplaneUnavailableException("Redis is down (test).")
+            : _inner.RegisterAsync(connection, cancellationToken);
     }
 
     public ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
