@@ -183,11 +183,11 @@ public sealed class InMemoryBackgroundDispatcherRetryTests
         var healthy = false;
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var succeeded = new ConcurrentQueue<(int Sequence, string? Key)>();
-        harness.Probe.OnHandle = async (job, context, _) =>
+        harness.Probe.OnHandle = async (job, context, cancellationToken) =>
         {
             if (job.Sequence == 2)
             {
-                await gate.Task;
+                await gate.Task.WaitAsync(cancellationToken);
             }
 
             if (!Volatile.Read(ref healthy))
