@@ -48,6 +48,9 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     /// <summary>How long <see cref="DisposeAsync"/> waits for cancelled handlers to return.</summary>
     private static readonly TimeSpan DisposeGracePeriod = TimeSpan.FromSeconds(5);
 
+    /// <summary>Timers cannot wait much longer than this (about 49 days); a longer MaxBackoff is treated as this.</summary>
+    private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromDays(30);
+
     private const int NotStarted = 0;
     private const int Running = 1;
     private const int Stopped = 2;
@@ -107,8 +110,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         var partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
         var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
         _maxAttempts = Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
-        _initialBackoff = dispatcher.InitialBackoff < TimeSpan.Zero ? TimeSpan.Zero : dispatcher.InitialBackoff;
-        _maxBackoff = dispatcher.MaxBackoff < _initialBackoff ? _initialBackoff : dispatcher.MaxBackoff;
+        _initialBackoff = Clamp(dispatcher.InitialBackoff, TimeSpan.Zero, LongestRetryDelay);
+        _maxBackoff = Clamp(dispatcher.MaxBackoff, _initialBackoff, LongestRetryDelay);
 
         _scopeFactory = scopeFactory;
         var byType = new Dictionary<Type, JobTypeRegistration>();
@@ -136,6 +139,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
         _metrics = new ChatScaleMetrics(meterFactory);
         _metrics.ObserveDispatcherBacklog(Snapshot);
+
+        static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
         static int Positive(int value, string name) => value > 0
             ? value
