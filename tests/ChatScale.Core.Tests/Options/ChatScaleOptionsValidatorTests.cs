@@ -2,29 +2,32 @@ namespace ChatScale.Core.Tests.Options;
 
 public sealed class ChatScaleOptionsValidatorTests
 {
-    public static TheoryData<string, Action<ChatScaleOptions>> InvalidOptions => new()
+    // Keyed by a readable name, so that each case is a separate, serializable test case.
+    private static readonly Dictionary<string, (string Path, Action<ChatScaleOptions> Break)> Cases = new()
     {
-        { "ChatScale:NodeId", o => o.NodeId = "" },
-        { "ChatScale:NodeId", o => o.NodeId = "   " },
-        { "ChatScale:NodeId", o => o.NodeId = "node 1" },
-        { "ChatScale:NodeId", o => o.NodeId = "node\u00011" },
-        { "ChatScale:NodeId", o => o.NodeId = new string('n', 129) },
-        { "ChatScale:SendQueueCapacity", o => o.SendQueueCapacity = 0 },
-        { "ChatScale:SlowConsumerPolicy", o => o.SlowConsumerPolicy = (SlowConsumerPolicy)42 },
-        { "ChatScale:MaxIncomingFrameBytes", o => o.MaxIncomingFrameBytes = -1 },
-        { "ChatScale:MaxPayloadBytes", o => o.MaxPayloadBytes = 0 },
-        { "ChatScale:MaxPayloadBytes", o => o.MaxPayloadBytes = (64 * 1024 * 1024) + 1 },
-        { "ChatScale:HeartbeatInterval", o => o.HeartbeatInterval = TimeSpan.Zero },
-        { "ChatScale:PresenceTimeout", o => o.PresenceTimeout = o.HeartbeatInterval },
-        { "ChatScale:ShutdownDrainTimeout", o => o.ShutdownDrainTimeout = TimeSpan.FromSeconds(-1) },
-        { "ChatScale:Dispatcher", o => o.Dispatcher = null! },
-        { "ChatScale:Dispatcher:WorkerCount", o => o.Dispatcher.WorkerCount = 0 },
-        { "ChatScale:Dispatcher:Partitions", o => o.Dispatcher.Partitions = 0 },
-        { "ChatScale:Dispatcher:QueueCapacity", o => o.Dispatcher.QueueCapacity = -5 },
-        { "ChatScale:Dispatcher:MaxAttempts", o => o.Dispatcher.MaxAttempts = 0 },
-        { "ChatScale:Dispatcher:InitialBackoff", o => o.Dispatcher.InitialBackoff = TimeSpan.FromMilliseconds(-1) },
-        { "ChatScale:Dispatcher:MaxBackoff", o => o.Dispatcher.MaxBackoff = o.Dispatcher.InitialBackoff - TimeSpan.FromTicks(1) },
+        ["NodeId empty"] = ("ChatScale:NodeId", o => o.NodeId = ""),
+        ["NodeId blank"] = ("ChatScale:NodeId", o => o.NodeId = "   "),
+        ["NodeId with a space"] = ("ChatScale:NodeId", o => o.NodeId = "node 1"),
+        ["NodeId with a control character"] = ("ChatScale:NodeId", o => o.NodeId = "node\u00011"),
+        ["NodeId too long"] = ("ChatScale:NodeId", o => o.NodeId = new string('n', 129)),
+        ["SendQueueCapacity"] = ("ChatScale:SendQueueCapacity", o => o.SendQueueCapacity = 0),
+        ["SlowConsumerPolicy"] = ("ChatScale:SlowConsumerPolicy", o => o.SlowConsumerPolicy = (SlowConsumerPolicy)42),
+        ["MaxIncomingFrameBytes"] = ("ChatScale:MaxIncomingFrameBytes", o => o.MaxIncomingFrameBytes = -1),
+        ["MaxPayloadBytes zero"] = ("ChatScale:MaxPayloadBytes", o => o.MaxPayloadBytes = 0),
+        ["MaxPayloadBytes above the wire format limit"] = ("ChatScale:MaxPayloadBytes", o => o.MaxPayloadBytes = (64 * 1024 * 1024) + 1),
+        ["HeartbeatInterval"] = ("ChatScale:HeartbeatInterval", o => o.HeartbeatInterval = TimeSpan.Zero),
+        ["PresenceTimeout not above HeartbeatInterval"] = ("ChatScale:PresenceTimeout", o => o.PresenceTimeout = o.HeartbeatInterval),
+        ["ShutdownDrainTimeout"] = ("ChatScale:ShutdownDrainTimeout", o => o.ShutdownDrainTimeout = TimeSpan.FromSeconds(-1)),
+        ["Dispatcher null"] = ("ChatScale:Dispatcher", o => o.Dispatcher = null!),
+        ["Dispatcher:WorkerCount"] = ("ChatScale:Dispatcher:WorkerCount", o => o.Dispatcher.WorkerCount = 0),
+        ["Dispatcher:Partitions"] = ("ChatScale:Dispatcher:Partitions", o => o.Dispatcher.Partitions = 0),
+        ["Dispatcher:QueueCapacity"] = ("ChatScale:Dispatcher:QueueCapacity", o => o.Dispatcher.QueueCapacity = -5),
+        ["Dispatcher:MaxAttempts"] = ("ChatScale:Dispatcher:MaxAttempts", o => o.Dispatcher.MaxAttempts = 0),
+        ["Dispatcher:InitialBackoff"] = ("ChatScale:Dispatcher:InitialBackoff", o => o.Dispatcher.InitialBackoff = TimeSpan.FromMilliseconds(-1)),
+        ["Dispatcher:MaxBackoff below InitialBackoff"] = ("ChatScale:Dispatcher:MaxBackoff", o => o.Dispatcher.MaxBackoff = o.Dispatcher.InitialBackoff - TimeSpan.FromTicks(1)),
     };
+
+    public static TheoryData<string> InvalidCases => new(Cases.Keys);
 
     [Fact]
     public void Validate_Defaults_Succeeds()
@@ -35,9 +38,10 @@ public sealed class ChatScaleOptionsValidatorTests
     }
 
     [Theory]
-    [MemberData(nameof(InvalidOptions))]
-    public void Validate_OneInvalidOption_FailsNamingItsConfigurationPath(string path, Action<ChatScaleOptions> breakIt)
+    [MemberData(nameof(InvalidCases))]
+    public void Validate_OneInvalidOption_FailsNamingItsConfigurationPath(string invalidCase)
     {
+        var (path, breakIt) = Cases[invalidCase];
         var options = new ChatScaleOptions();
         breakIt(options);
 
