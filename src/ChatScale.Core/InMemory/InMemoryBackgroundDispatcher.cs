@@ -45,6 +45,12 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private const long OnePending = 1;
     private const long OneInFlight = 1L << 32;
 
+    /// <summary>How long <see cref="DisposeAsync"/> waits for cancelled handlers to return.</summary>
+    private static readonly TimeSpan DisposeGracePeriod = TimeSpan.FromSeconds(5);
+
+    /// <summary>Timers cannot wait much longer than this (about 49 days); a longer MaxBackoff is treated as this.</summary>
+    private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromDays(30);
+
     private const int NotStarted = 0;
     private const int Running = 1;
     private const int Stopped = 2;
@@ -65,8 +71,9 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private readonly SemaphoreSlim _queueSpace;
     private readonly SemaphoreSlim _workerSlots;
 
-    // Never disposed: they own no timer or unmanaged resource, and late callers (an enqueue racing DisposeAsync, a
-    // host token firing after StopAsync returned) must still be able to read and cancel them.
+    // The semaphores and token sources are never disposed: none of them owns a timer, wait handle or other unmanaged
+    // resource, and late callers (an enqueue racing DisposeAsync, a handler outliving it, a host token firing after
+    // StopAsync returned) must still be able to use them.
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly CancellationTokenSource _disposing = new();
@@ -103,8 +110,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         var partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
         var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
         _maxAttempts = Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
-        _initialBackoff = dispatcher.InitialBackoff < TimeSpan.Zero ? TimeSpan.Zero : dispatcher.InitialBackoff;
-        _maxBackoff = dispatcher.MaxBackoff < _initialBackoff ? _initialBackoff : dispatcher.MaxBackoff;
+        _initialBackoff = Clamp(dispatcher.InitialBackoff, TimeSpan.Zero, LongestRetryDelay);
+        _maxBackoff = Clamp(dispatcher.MaxBackoff, _initialBackoff, LongestRetryDelay);
 
         _scopeFactory = scopeFactory;
         var byType = new Dictionary<Type, JobTypeRegistration>();
@@ -132,6 +139,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
         _metrics = new ChatScaleMetrics(meterFactory);
         _metrics.ObserveDispatcherBacklog(Snapshot);
+
+        static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
         static int Positive(int value, string name) => value > 0
             ? value
@@ -322,7 +331,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     }
 
     /// <summary>
-    /// Cancels running handlers, waits for the loops to end and releases timers and metrics. Pending jobs are dropped.
+    /// Cancels running handlers, waits up to 5 seconds for them to return, and releases timers and metrics. Pending
+    /// jobs are dropped. Enqueueing afterwards throws <see cref="ObjectDisposedException"/>.
     /// </summary>
     /// <returns>A task that completes when everything is released.</returns>
     public async ValueTask DisposeAsync()
@@ -342,24 +352,30 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         await _disposing.CancelAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _aborting.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(loops).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // Already logged by the failing loop (and thrown to StopAsync); disposal must not fail because of it.
-        }
-
         foreach (var timer in _retryTimers.Values)
         {
             await timer.DisposeAsync().ConfigureAwait(false);
         }
 
         _retryTimers.Clear();
+        var loopsDone = Task.WhenAll(loops);
+        try
+        {
+            await loopsDone.WaitAsync(DisposeGracePeriod).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!loopsDone.IsCompleted)
+        {
+            // A handler ignoring its cancellation token keeps its loop alive; disposal must not hang the process's
+            // exit on it. A loop failure is logged by the loop itself; this continuation only observes it.
+            _ = loopsDone.ContinueWith(
+                static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        catch (Exception ex) when (ex is not TimeoutException)
+        {
+            // Already logged by the failing loop (and thrown to StopAsync); disposal must not fail because of it.
+        }
+
         _metrics.Dispose();
-        _queueSpace.Dispose();
-        _workerSlots.Dispose();
     }
 
     private JobTypeRegistration FindRegistration(Type declaredType, Type runtimeType)
@@ -483,7 +499,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private void ScheduleRetry(QueuedJob job, TimeSpan delay)
     {
-        if (delay <= TimeSpan.Zero)
+        if (delay <= TimeSpan.Zero || Volatile.Read(ref _state) == Disposed)
         {
             Route(job);
             return;

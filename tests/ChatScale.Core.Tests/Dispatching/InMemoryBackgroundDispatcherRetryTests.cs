@@ -183,11 +183,11 @@ public sealed class InMemoryBackgroundDispatcherRetryTests
         var healthy = false;
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var succeeded = new ConcurrentQueue<(int Sequence, string? Key)>();
-        harness.Probe.OnHandle = async (job, context, _) =>
+        harness.Probe.OnHandle = async (job, context, cancellationToken) =>
         {
             if (job.Sequence == 2)
             {
-                await gate.Task;
+                await gate.Task.WaitAsync(cancellationToken);
             }
 
             if (!Volatile.Read(ref healthy))
@@ -250,6 +250,30 @@ public sealed class InMemoryBackgroundDispatcherRetryTests
         var firstTwo = await harness.Dispatcher.GetDeadLettersAsync(maxCount: 2);
 
         Assert.Equal(ids.Take(2), firstTwo.Select(d => d.JobId));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("conversation-1")]
+    public async Task HandlerFails_HugeBackoffOptions_RetryWaitsWithoutFailingTheLoop(string? key)
+    {
+        var time = new FakeTimeProvider(Start);
+        await using var harness = new DispatcherHarness(
+            o =>
+            {
+                o.InitialBackoff = TimeSpan.FromDays(3650);
+                o.MaxBackoff = TimeSpan.MaxValue;
+            },
+            time);
+        harness.Probe.OnHandle = (_, context, _) => context.Attempt == 1 ? throw new InvalidOperationException("once") : ValueTask.CompletedTask;
+        await harness.StartAsync();
+
+        await harness.EnqueueAsync(key, 1);
+        await DispatcherHarness.WaitUntilAsync(() => harness.Probe.HandlerInstances.Count == 2, () => time.Advance(TimeSpan.FromDays(10)));
+        var statistics = await harness.WaitForIdleAsync();
+
+        Assert.Equal(new DispatcherStatistics(0, 0, 0), statistics);
+        Assert.DoesNotContain(harness.Logs.GetSnapshot(), r => r.Id.Id == 1105);
     }
 
     private static DispatcherHarness ZeroBackoffHarness(TimeProvider time, int maxAttempts, int workerCount = 2) => new(
