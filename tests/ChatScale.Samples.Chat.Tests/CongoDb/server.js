@@ -1,0 +1,26 @@
+// Starts CongoDB on 127.0.0.1:<port> and prints "listening <port>" once it accepts connections.
+// Exits when its standard input closes, so a crashed test run never leaves it behind.
+import { CongoServer } from './node_modules/@push.rocks/smartmongo/dist_ts/congodb/index.js';
+
+const port = Number.parseInt(process.argv[2] ?? '', 10);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error('usage: node server.js <port>');
+  process.exit(2);
+}
+
+const server = new CongoServer({ host: '127.0.0.1', port });
+await server.start();
+console.log(`listening ${port}`);
+
+const stop = async () => {
+  try {
+    await server.stop();
+  } finally {
+    process.exit(0);
+  }
+};
+process.stdin.on('end', stop);
+process.stdin.on('close', stop);
+process.stdin.resume();
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
