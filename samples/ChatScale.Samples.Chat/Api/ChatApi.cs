@@ -73,7 +73,7 @@ public static class ChatApi
             return denied;
         }
 
-        var errors = Validation.Message(request);
+        var errors = Validation.Message(request, time.GetUtcNow());
         if (errors.Count > 0)
         {
             return Results.ValidationProblem(errors);

@@ -12,8 +12,8 @@ public sealed record CreateConversationRequest(string? Title, IReadOnlyList<stri
 /// <summary>Body of <c>POST /api/conversations/{id}/messages</c>.</summary>
 /// <param name="Text">The message text.</param>
 /// <param name="Id">
-/// Optional client-chosen message id (24 hex digits, e.g. a client-side ObjectId): resending with the same id after a
-/// timeout returns the saved message instead of posting it twice.
+/// Optional client-chosen message id (an ObjectId made just before sending; its timestamp must be within 5 minutes of the
+/// server's clock): resending with the same id after a timeout returns the saved message instead of posting it twice.
 /// </param>
 public sealed record SendMessageRequest(string? Text, string? Id);
 

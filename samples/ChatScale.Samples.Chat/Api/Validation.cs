@@ -1,4 +1,5 @@
 using ChatScale.Samples.Chat.Store;
+using MongoDB.Bson;
 
 namespace ChatScale.Samples.Chat.Api;
 
@@ -67,7 +68,10 @@ internal static class Validation
         return errors;
     }
 
-    public static Dictionary<string, string[]> Message(SendMessageRequest? request)
+    /// <summary>How far a client-chosen message id's timestamp may be from the server's clock.</summary>
+    public static readonly TimeSpan MaxClientIdSkew = TimeSpan.FromMinutes(5);
+
+    public static Dictionary<string, string[]> Message(SendMessageRequest? request, DateTimeOffset now)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (string.IsNullOrWhiteSpace(request?.Text))
@@ -82,6 +86,12 @@ internal static class Validation
         if (request?.Id is not null && !StoreIds.IsValid(request.Id))
         {
             errors["id"] = ["Must be 24 hexadecimal digits (an ObjectId)."];
+        }
+        else if (request?.Id is not null && (ObjectId.Parse(request.Id).CreationTime - now.UtcDateTime).Duration() > MaxClientIdSkew)
+        {
+            // Ids order history, and catching up reads "after the last id seen": an id stamped far from now would
+            // sort out of place and could be skipped by clients catching up.
+            errors["id"] = [$"Its timestamp must be within {MaxClientIdSkew.TotalMinutes} minutes of the server's clock; generate it just before sending."];
         }
 
         return errors;

@@ -229,6 +229,7 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
             (await alice.PostMessageAsync(conversation.Id, "   "), "text"),
             (await alice.PostMessageAsync(conversation.Id, new string('x', 4001)), "text"),
             (await alice.PostMessageAsync(conversation.Id, "ok", "not-an-object-id"), "id"),
+            (await alice.PostMessageAsync(conversation.Id, "from the future", MongoDB.Bson.ObjectId.GenerateNewId(DateTime.UtcNow.AddHours(1)).ToString()), "id"),
             (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?after=zzz"), "after"),
             (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?limit=0"), "limit"),
             (await alice.Http.PostAsJsonAsync("/api/conversations", new { participants = Array.Empty<string>() }), "participants"),
