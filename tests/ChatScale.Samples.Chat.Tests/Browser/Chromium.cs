@@ -1,0 +1,80 @@
+using Microsoft.Playwright;
+
+namespace ChatScale.Samples.Chat.Tests.Browser;
+
+/// <summary>
+/// The machine's headless Chromium (Debian package <c>chromium</c>), driven by Playwright for .NET. Playwright's own
+/// browser download is never used: <c>CHATSCALE_TEST_CHROMIUM</c> names another binary if needed.
+/// </summary>
+internal static class Chromium
+{
+    public const string EnvironmentVariable = "CHATSCALE_TEST_CHROMIUM";
+
+    private static readonly string[] Flags =
+    [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ];
+
+    public static string ExecutablePath()
+    {
+        var path = Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } configured ? configured : "/usr/bin/chromium";
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException(
+                $"The browser test needs Chromium at {path}: apt-get install chromium (or run .ci/install-sample-deps.sh), or set {EnvironmentVariable}.");
+        }
+
+        return path;
+    }
+
+    /// <summary>A browser with its own fresh profile directory (deleted by <see cref="BrowserSession.DisposeAsync"/>).</summary>
+    public static async Task<BrowserSession> LaunchAsync(IPlaywright playwright)
+    {
+        var profile = Directory.CreateTempSubdirectory("chatscale-chromium-").FullName;
+        var context = await playwright.Chromium.LaunchPersistentContextAsync(profile, new BrowserTypeLaunchPersistentContextOptions
+        {
+            ExecutablePath = ExecutablePath(),
+            Headless = true,
+            Args = Flags,
+            Timeout = 120_000,
+        });
+        context.SetDefaultTimeout(60_000);
+        return new BrowserSession(context, profile);
+    }
+}
+
+internal sealed class BrowserSession(IBrowserContext context, string profile) : IAsyncDisposable
+{
+    public IBrowserContext Context { get; } = context;
+
+    public List<string> ConsoleErrors { get; } = [];
+
+    public async Task<IPage> OpenAsync(Uri url)
+    {
+        var page = Context.Pages.Count > 0 ? Context.Pages[0] : await Context.NewPageAsync();
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error")
+            {
+                ConsoleErrors.Add($"{message.Text} ({message.Location})");
+            }
+        };
+        page.PageError += (_, error) => ConsoleErrors.Add(error);
+        await page.GotoAsync(url.ToString());
+        return page;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Context.CloseAsync();
+        try
+        {
+            Directory.Delete(profile, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Chromium may still hold a file for a moment; a leftover temp folder is harmless.
+        }
+    }
+}
