@@ -12,13 +12,15 @@ public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : I
     private ChatNode _node1 = null!;
     private ChatNode _node2 = null!;
     private IPlaywright _playwright = null!;
+    private string _prefix = null!;
+    private string _database = null!;
 
     public async Task InitializeAsync()
     {
-        var prefix = RedisFixture.UniquePrefix("browser");
-        var database = mongo.NewDatabaseUrl();
-        _node1 = await ChatNode.StartAsync("node-1", redis.ConnectionString, prefix, database);
-        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, prefix, database);
+        _prefix = RedisFixture.UniquePrefix("browser");
+        _database = mongo.NewDatabaseUrl();
+        _node1 = await ChatNode.StartAsync("node-1", redis.ConnectionString, _prefix, _database);
+        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database);
         _playwright = await Playwright.CreateAsync();
     }
 
@@ -68,6 +70,36 @@ public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : I
 
         Assert.Empty(aliceBrowser.ConsoleErrors);
         Assert.Empty(bobBrowser.ConsoleErrors);
+    }
+
+    [Fact]
+    public async Task A_page_whose_node_restarts_reconnects_and_shows_the_message_it_missed()
+    {
+        await using var aliceBrowser = await Chromium.LaunchAsync(_playwright);
+        await using var bobBrowser = await Chromium.LaunchAsync(_playwright);
+        var alice = await SignInAsync(aliceBrowser, _node1, "alice");
+        var bob = await SignInAsync(bobBrowser, _node2, "bob");
+        await alice.FillAsync("#participants", "bob");
+        await alice.ClickAsync("#create");
+        var conversationId = await alice.Locator("#conversation[data-id]").GetAttributeAsync("data-id");
+        await bob.ClickAsync($"#conversations li[data-id='{conversationId}']");
+        await alice.FillAsync("#text", "before the restart");
+        await alice.ClickAsync("#send");
+        await bob.Locator("#messages li", new() { HasText = "before the restart" }).WaitForAsync();
+
+        // Node 2 goes away: Bob's page notices and backs off; meanwhile Alice writes, with no socket to deliver to.
+        var port = _node2.BaseAddress.Port;
+        await _node2.DisposeAsync();
+        await bob.Locator("#status[data-state='reconnecting']").WaitForAsync();
+        await alice.FillAsync("#text", "sent while you were away");
+        await alice.ClickAsync("#send");
+        await alice.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
+
+        // Node 2 comes back on the same address; the page reconnects and catches up with ?after=<last id seen>.
+        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database, port);
+        await bob.Locator("#status[data-state='online']").WaitForAsync(new() { Timeout = 90_000 });
+        await bob.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
+        Assert.Equal(2, await bob.Locator("#messages li").CountAsync());
     }
 
     private static async Task<IPage> SignInAsync(BrowserSession browser, ChatNode node, string user)

@@ -13,6 +13,8 @@ namespace ChatScale.Samples.Chat.Tests.Infrastructure;
 /// <summary>One sample node: the real app (<see cref="ChatApp.Build"/>) on Kestrel at 127.0.0.1 on a free port, in Development.</summary>
 public sealed class ChatNode : IAsyncDisposable
 {
+    private bool _disposed;
+
     private ChatNode(WebApplication app, Uri baseAddress, string nodeId)
     {
         App = app;
@@ -29,12 +31,13 @@ public sealed class ChatNode : IAsyncDisposable
     public RecordingPushNotifier Notifications => App.Services.GetRequiredService<RecordingPushNotifier>();
 
     /// <summary>Starts a node. Null connection strings leave the embedded defaults in place.</summary>
-    public static async Task<ChatNode> StartAsync(string nodeId, string? redis, string? redisKeyPrefix, string? mongo)
+    /// <param name="port">0 for a free port; a fixed port to restart a node where its clients expect it.</param>
+    public static async Task<ChatNode> StartAsync(string nodeId, string? redis, string? redisKeyPrefix, string? mongo, int port = 0)
     {
         var args = new List<string>
         {
             "--environment=Development",
-            "--urls=http://127.0.0.1:0",
+            $"--urls=http://127.0.0.1:{port}",
             $"--ChatScale:NodeId={nodeId}",
             "--Logging:LogLevel:Default=Warning",
         };
@@ -71,6 +74,12 @@ public sealed class ChatNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await App.StopAsync(timeout.Token);
         await App.DisposeAsync();
