@@ -1,5 +1,6 @@
 // Starts CongoDB on 127.0.0.1:<port> and prints "listening <port>" once it accepts connections.
-// Exits when its standard input closes, so a crashed test run never leaves it behind.
+// usage: node server.js <port> [--exit-on-stdin-close]
+// The test fixture passes --exit-on-stdin-close, so a crashed test run never leaves a server behind.
 import { CongoServer } from './node_modules/@push.rocks/smartmongo/dist_ts/congodb/index.js';
 
 const port = Number.parseInt(process.argv[2] ?? '', 10);
@@ -19,8 +20,10 @@ const stop = async () => {
     process.exit(0);
   }
 };
-process.stdin.on('end', stop);
-process.stdin.on('close', stop);
-process.stdin.resume();
+if (process.argv.includes('--exit-on-stdin-close')) {
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+}
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

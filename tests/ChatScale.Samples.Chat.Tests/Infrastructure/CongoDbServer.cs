@@ -42,6 +42,7 @@ internal sealed class CongoDbServer : IAsyncDisposable
         };
         info.ArgumentList.Add("server.js");
         info.ArgumentList.Add(port.ToString(CultureInfo.InvariantCulture));
+        info.ArgumentList.Add("--exit-on-stdin-close");
         var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start node for CongoDB.");
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(StartTimeout);
