@@ -49,9 +49,3 @@ public sealed class MongoFixture : IAsyncLifetime
 
     private static string NewDatabaseName() => $"chatscale_test_{Guid.NewGuid():N}";
 }
-
-[CollectionDefinition(Name)]
-public sealed class MongoCollection : ICollectionFixture<MongoFixture>
-{
-    public const string Name = "mongo";
-}
