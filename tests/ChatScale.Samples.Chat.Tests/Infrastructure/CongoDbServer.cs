@@ -43,7 +43,17 @@ internal sealed class CongoDbServer : IAsyncDisposable
         info.ArgumentList.Add("server.js");
         info.ArgumentList.Add(port.ToString(CultureInfo.InvariantCulture));
         info.ArgumentList.Add("--exit-on-stdin-close");
-        var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start node for CongoDB.");
+        Process process;
+        try
+        {
+            process = Process.Start(info) ?? throw new InvalidOperationException("Could not start node for CongoDB.");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException(
+                "CongoDB needs Node.js on PATH (apt-get install nodejs npm, or run .ci/install-sample-deps.sh); or set CHATSCALE_TEST_MONGO to a real MongoDB.", ex);
+        }
+
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(StartTimeout);
         try
