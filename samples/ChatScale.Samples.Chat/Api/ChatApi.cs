@@ -1,0 +1,154 @@
+using ChatScale.AspNetCore;
+using ChatScale.Samples.Chat.Auth;
+using ChatScale.Samples.Chat.Delivery;
+using ChatScale.Samples.Chat.Store;
+using MongoDB.Bson;
+
+namespace ChatScale.Samples.Chat.Api;
+
+/// <summary>The sample's HTTP API.</summary>
+public static class ChatApi
+{
+    /// <summary>Maps <c>/api/...</c>; the dev endpoints only in Development.</summary>
+    /// <param name="app">The app.</param>
+    public static void MapChatApi(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var api = app.MapGroup("/api/conversations").RequireAuthorization();
+        api.MapPost("/", CreateConversationAsync);
+        api.MapGet("/", ListConversationsAsync);
+        api.MapGet("/{id}", GetConversationAsync);
+        api.MapPost("/{id}/messages", SendMessageAsync);
+        api.MapGet("/{id}/messages", GetMessagesAsync);
+        api.MapGet("/{id}/presence", GetPresenceAsync);
+
+        if (app.Environment.IsDevelopment())
+        {
+            var dev = app.MapGroup("/api/dev");
+            dev.MapPost("/token", IssueToken);
+            dev.MapGet("/notifications", (HttpContext http, IUserIdResolver users, RecordingPushNotifier recorder)
+                => Results.Ok(recorder.For(users.GetUserId(http)!))).RequireAuthorization();
+        }
+    }
+
+    private static IResult IssueToken(TokenRequest? request, DevTokenIssuer issuer)
+    {
+        var errors = Validation.Token(request);
+        return errors.Count > 0
+            ? Results.ValidationProblem(errors)
+            : Results.Ok(new { user = request!.User, token = issuer.Issue(request.User!) });
+    }
+
+    private static async Task<IResult> CreateConversationAsync(
+        CreateConversationRequest? request, HttpContext http, IUserIdResolver users, IChatStore store, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var errors = Validation.Conversation(request);
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors);
+        }
+
+        var me = users.GetUserId(http)!;
+        List<string> participants = [me, .. request!.Participants!.Where(p => p != me).Distinct(StringComparer.Ordinal)];
+        var conversation = new Conversation(StoreIds.NewId(), request.Title?.Trim() ?? string.Empty, participants, StoreIds.Truncate(time.GetUtcNow()));
+        await store.CreateConversationAsync(conversation, cancellationToken);
+        return Results.Created($"/api/conversations/{conversation.Id}", conversation);
+    }
+
+    private static async Task<IResult> ListConversationsAsync(HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+        => Results.Ok(await store.ListConversationsForAsync(users.GetUserId(http)!, 100, cancellationToken));
+
+    private static async Task<IResult> GetConversationAsync(string id, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+    {
+        var (conversation, denied) = await AuthorizeAsync(id, http, users, store, cancellationToken);
+        return denied ?? Results.Ok(conversation);
+    }
+
+    private static async Task<IResult> SendMessageAsync(
+        string id, SendMessageRequest? request, HttpContext http, IUserIdResolver users, IChatStore store, IBackgroundDispatcher dispatcher, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var (conversation, denied) = await AuthorizeAsync(id, http, users, store, cancellationToken);
+        if (denied is not null)
+        {
+            return denied;
+        }
+
+        var errors = Validation.Message(request, time.GetUtcNow());
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors);
+        }
+
+        var me = users.GetUserId(http)!;
+        var messageId = request!.Id is null ? StoreIds.NewId() : ObjectId.Parse(request.Id).ToString();
+        var message = new ChatMessage(messageId, conversation!.Id, me, request.Text!, StoreIds.Truncate(time.GetUtcNow()));
+        var saved = await store.AppendMessageAsync(message, cancellationToken);
+        if (!saved.Created && (saved.Message.Sender != me || saved.Message.ConversationId != conversation.Id))
+        {
+            return Results.Problem(statusCode: StatusCodes.Status409Conflict, title: "Message id already used", detail: "Another message has this id; choose a new one.");
+        }
+
+        // Enqueued even when the message already existed: a retried send may follow a crash between save and enqueue,
+        // and the handler is idempotent, so a second broadcast is harmless while a missing one is not.
+        await dispatcher.EnqueueAsync(new BroadcastMessageJob(saved.Message), orderingKey: conversation.Id, cancellationToken);
+        return Results.Accepted($"/api/conversations/{conversation.Id}/messages?after={saved.Message.Id}", saved.Message);
+    }
+
+    private static async Task<IResult> GetMessagesAsync(
+        string id, string? after, string? before, int? limit, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+    {
+        var (conversation, denied) = await AuthorizeAsync(id, http, users, store, cancellationToken);
+        if (denied is not null)
+        {
+            return denied;
+        }
+
+        var errors = Validation.Page(after, before, limit);
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors);
+        }
+
+        var page = await store.GetMessagesAsync(
+            conversation!.Id,
+            after is null ? null : ObjectId.Parse(after).ToString(),
+            before is null ? null : ObjectId.Parse(before).ToString(),
+            limit ?? Validation.DefaultPageSize,
+            cancellationToken);
+        return Results.Ok(new MessagePage(page));
+    }
+
+    private static async Task<IResult> GetPresenceAsync(
+        string id, HttpContext http, IUserIdResolver users, IChatStore store, IConnectionRegistry presence, CancellationToken cancellationToken)
+    {
+        var (conversation, denied) = await AuthorizeAsync(id, http, users, store, cancellationToken);
+        if (denied is not null)
+        {
+            return denied;
+        }
+
+        // One round-trip for all members, whichever nodes they are on.
+        var lookup = await presence.LocateAsync(conversation!.Participants, cancellationToken);
+        var offline = lookup.OfflineUsers.ToHashSet(StringComparer.Ordinal);
+        return Results.Ok(conversation.Participants.Select(p => new MemberPresence(p, !offline.Contains(p))).ToList());
+    }
+
+    /// <summary>404 for an unknown conversation, 403 for a non-participant, else the conversation.</summary>
+    private static async Task<(Conversation? Conversation, IResult? Denied)> AuthorizeAsync(
+        string id, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+    {
+        var conversation = StoreIds.IsValid(id) ? await store.GetConversationAsync(ObjectId.Parse(id).ToString(), cancellationToken) : null;
+        if (conversation is null)
+        {
+            return (null, Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Conversation not found"));
+        }
+
+        var me = users.GetUserId(http);
+        if (me is null || !conversation.HasParticipant(me))
+        {
+            return (null, Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Not a participant", detail: "Only the conversation's participants may read or post in it."));
+        }
+
+        return (conversation, null);
+    }
+}

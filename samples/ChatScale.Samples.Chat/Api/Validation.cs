@@ -1,0 +1,120 @@
+using ChatScale.Samples.Chat.Store;
+using MongoDB.Bson;
+
+namespace ChatScale.Samples.Chat.Api;
+
+/// <summary>The API's input rules; failures become RFC 7807 validation problem details.</summary>
+internal static class Validation
+{
+    public const int MaxTextLength = 4000;
+    public const int MaxTitleLength = 100;
+    public const int MaxParticipants = 50;
+    public const int DefaultPageSize = 50;
+    public const int MaxPageSize = 200;
+    private const int MaxUserLength = 32;
+
+    /// <summary>1 to 32 of ASCII letters, digits, '-', '_' and '.'.</summary>
+    public static bool IsUserName(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || value.Length > MaxUserLength)
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static Dictionary<string, string[]> Token(TokenRequest? request)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (!IsUserName(request?.User))
+        {
+            errors["user"] = ["Must be 1 to 32 letters, digits, '-', '_' or '.'."];
+        }
+
+        return errors;
+    }
+
+    public static Dictionary<string, string[]> Conversation(CreateConversationRequest? request)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (request?.Title is { Length: > MaxTitleLength })
+        {
+            errors["title"] = [$"At most {MaxTitleLength} characters."];
+        }
+
+        var participants = request?.Participants;
+        if (participants is null || participants.Count == 0)
+        {
+            errors["participants"] = ["Name at least one other participant."];
+        }
+        else if (participants.Count > MaxParticipants)
+        {
+            errors["participants"] = [$"At most {MaxParticipants} participants."];
+        }
+        else if (participants.Any(p => !IsUserName(p)))
+        {
+            errors["participants"] = ["Each participant must be 1 to 32 letters, digits, '-', '_' or '.'."];
+        }
+
+        return errors;
+    }
+
+    /// <summary>How far a client-chosen message id's timestamp may be from the server's clock.</summary>
+    public static readonly TimeSpan MaxClientIdSkew = TimeSpan.FromMinutes(5);
+
+    public static Dictionary<string, string[]> Message(SendMessageRequest? request, DateTimeOffset now)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (string.IsNullOrWhiteSpace(request?.Text))
+        {
+            errors["text"] = ["Must not be empty."];
+        }
+        else if (request.Text.Length > MaxTextLength)
+        {
+            errors["text"] = [$"At most {MaxTextLength} characters."];
+        }
+
+        if (request?.Id is not null && !StoreIds.IsValid(request.Id))
+        {
+            errors["id"] = ["Must be 24 hexadecimal digits (an ObjectId)."];
+        }
+        else if (request?.Id is not null && (ObjectId.Parse(request.Id).CreationTime - now.UtcDateTime).Duration() > MaxClientIdSkew)
+        {
+            // Ids order history, and catching up reads "after the last id seen": an id stamped far from now would
+            // sort out of place and could be skipped by clients catching up.
+            errors["id"] = [$"Its timestamp must be within {MaxClientIdSkew.TotalMinutes} minutes of the server's clock; generate it just before sending."];
+        }
+
+        return errors;
+    }
+
+    public static Dictionary<string, string[]> Page(string? after, string? before, int? limit)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (after is not null && !StoreIds.IsValid(after))
+        {
+            errors["after"] = ["Must be a message id."];
+        }
+
+        if (before is not null && !StoreIds.IsValid(before))
+        {
+            errors["before"] = ["Must be a message id."];
+        }
+
+        if (limit is < 1 or > MaxPageSize)
+        {
+            errors["limit"] = [$"Must be between 1 and {MaxPageSize}."];
+        }
+
+        return errors;
+    }
+}

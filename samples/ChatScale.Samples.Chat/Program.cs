@@ -1,0 +1,3 @@
+using ChatScale.Samples.Chat;
+
+await ChatApp.Build(args).RunAsync();

@@ -1,0 +1,113 @@
+using ChatScale.Samples.Chat.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace ChatScale.Samples.Chat.Tests.Browser;
+
+/// <summary>
+/// The real page (wwwroot) in headless Chromium: two people, each on a different node, chat through Redis.
+/// </summary>
+[Collection(ServersCollection.Name)]
+public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : IAsyncLifetime
+{
+    private ChatNode _node1 = null!;
+    private ChatNode _node2 = null!;
+    private IPlaywright _playwright = null!;
+    private string _prefix = null!;
+    private string _database = null!;
+
+    public async Task InitializeAsync()
+    {
+        _prefix = RedisFixture.UniquePrefix("browser");
+        _database = mongo.NewDatabaseUrl();
+        _node1 = await ChatNode.StartAsync("node-1", redis.ConnectionString, _prefix, _database);
+        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database);
+        _playwright = await Playwright.CreateAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _playwright.Dispose();
+        await _node1.DisposeAsync();
+        await _node2.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Two_pages_on_two_nodes_chat_and_each_sees_the_others_message_appear_live()
+    {
+        await using var aliceBrowser = await Chromium.LaunchAsync(_playwright);
+        await using var bobBrowser = await Chromium.LaunchAsync(_playwright);
+        var alice = await SignInAsync(aliceBrowser, _node1, "alice");
+        var bob = await SignInAsync(bobBrowser, _node2, "bob");
+
+        // Alice starts a conversation with Bob; it appears in Bob's list and he opens it.
+        await alice.FillAsync("#participants", "bob");
+        await alice.ClickAsync("#create");
+        var conversationId = await alice.Locator("#conversation[data-id]").GetAttributeAsync("data-id");
+        Assert.NotNull(conversationId);
+        await bob.ClickAsync($"#conversations li[data-id='{conversationId}']");
+
+        // Each page shows the other, on the other node, as online: presence goes through Redis.
+        await bob.Locator("#members li[data-user='alice'].online").WaitForAsync();
+        await alice.Locator("#members li[data-user='bob'].online").WaitForAsync();
+
+        // History is loaded by now and pages never poll for messages, so these arrive over the WebSockets.
+        await alice.FillAsync("#text", "Hello Bob, this is Alice on node 1");
+        await alice.ClickAsync("#send");
+        await bob.Locator("#messages li", new() { HasText = "Hello Bob, this is Alice on node 1" }).WaitForAsync();
+
+        await bob.FillAsync("#text", "Hi Alice, Bob here on node 2");
+        await bob.ClickAsync("#send");
+        await alice.Locator("#messages li", new() { HasText = "Hi Alice, Bob here on node 2" }).WaitForAsync();
+
+        // Both pages show both messages once each, in the same order.
+        string[] expected = ["aliceHello Bob, this is Alice on node 1", "bobHi Alice, Bob here on node 2"];
+        foreach (var page in new[] { alice, bob })
+        {
+            var shown = await page.Locator("#messages li").EvaluateAllAsync<string[]>(
+                "items => items.map(li => li.querySelector('.sender').textContent + li.querySelector('.text').textContent)");
+            Assert.Equal(expected, shown);
+        }
+
+        Assert.Empty(aliceBrowser.ConsoleErrors);
+        Assert.Empty(bobBrowser.ConsoleErrors);
+    }
+
+    [Fact]
+    public async Task A_page_whose_node_restarts_reconnects_and_shows_the_message_it_missed()
+    {
+        await using var aliceBrowser = await Chromium.LaunchAsync(_playwright);
+        await using var bobBrowser = await Chromium.LaunchAsync(_playwright);
+        var alice = await SignInAsync(aliceBrowser, _node1, "alice");
+        var bob = await SignInAsync(bobBrowser, _node2, "bob");
+        await alice.FillAsync("#participants", "bob");
+        await alice.ClickAsync("#create");
+        var conversationId = await alice.Locator("#conversation[data-id]").GetAttributeAsync("data-id");
+        await bob.ClickAsync($"#conversations li[data-id='{conversationId}']");
+        await alice.FillAsync("#text", "before the restart");
+        await alice.ClickAsync("#send");
+        await bob.Locator("#messages li", new() { HasText = "before the restart" }).WaitForAsync();
+
+        // Node 2 goes away: Bob's page notices and backs off; meanwhile Alice writes, with no socket to deliver to.
+        var port = _node2.BaseAddress.Port;
+        await _node2.DisposeAsync();
+        await bob.Locator("#status[data-state='reconnecting']").WaitForAsync();
+        await alice.FillAsync("#text", "sent while you were away");
+        await alice.ClickAsync("#send");
+        await alice.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
+
+        // Node 2 comes back on the same address; the page reconnects and catches up with ?after=<last id seen>.
+        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database, port);
+        await bob.Locator("#status[data-state='online']").WaitForAsync(new() { Timeout = 90_000 });
+        await bob.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
+        Assert.Equal(2, await bob.Locator("#messages li").CountAsync());
+    }
+
+    private static async Task<IPage> SignInAsync(BrowserSession browser, ChatNode node, string user)
+    {
+        var page = await browser.OpenAsync(node.BaseAddress);
+        await page.FillAsync("#user", user);
+        await page.ClickAsync("#signin");
+        await page.Locator("#status[data-state='online']").WaitForAsync();
+        return page;
+    }
+}

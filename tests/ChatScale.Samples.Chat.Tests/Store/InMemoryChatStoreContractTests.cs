@@ -1,0 +1,8 @@
+using ChatScale.Samples.Chat.Store;
+
+namespace ChatScale.Samples.Chat.Tests.Store;
+
+public sealed class InMemoryChatStoreContractTests : ChatStoreContract
+{
+    protected override Task<IChatStore> CreateStoreAsync() => Task.FromResult<IChatStore>(new InMemoryChatStore());
+}
