@@ -8,6 +8,6 @@ internal static class Opts
     {
         var options = new ChatScaleOptions { NodeId = "node-test" };
         configure?.Invoke(options);
-        return Options.Create(options);
+        return Microsoft.Extensions.Options.Options.Create(options);
     }
 }

@@ -22,7 +22,7 @@ internal static class Chromium
         if (!File.Exists(path))
         {
             throw new InvalidOperationException(
-                $"The browser test needs Chromium at {path}: apt-get install chromium (or run .ci/install-sample-deps.sh), or set {EnvironmentVariable}.");
+                $"The browser test needs Chromium at {path}: apt-get install chromium (or run .ci/install-deps.sh), or set {EnvironmentVariable}.");
         }
 
         return path;

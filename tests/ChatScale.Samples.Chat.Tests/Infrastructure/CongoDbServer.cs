@@ -51,7 +51,7 @@ internal sealed class CongoDbServer : IAsyncDisposable
         catch (System.ComponentModel.Win32Exception ex)
         {
             throw new InvalidOperationException(
-                "CongoDB needs Node.js on PATH (apt-get install nodejs npm, or run .ci/install-sample-deps.sh); or set CHATSCALE_TEST_MONGO to a real MongoDB.", ex);
+                "CongoDB needs Node.js on PATH (apt-get install nodejs npm, or run .ci/install-deps.sh); or set CHATSCALE_TEST_MONGO to a real MongoDB.", ex);
         }
 
         var stderr = process.StandardError.ReadToEndAsync();
@@ -100,7 +100,7 @@ internal sealed class CongoDbServer : IAsyncDisposable
             {
                 throw new InvalidOperationException(
                     $"Installing CongoDB failed ({process.ExitCode}). It needs Node.js and npm with access to the npm registry " +
-                    $"(apt-get install nodejs npm, or run .ci/install-sample-deps.sh); or set CHATSCALE_TEST_MONGO to a real MongoDB.\n{await stdout}\n{await stderr}");
+                    $"(apt-get install nodejs npm, or run .ci/install-deps.sh); or set CHATSCALE_TEST_MONGO to a real MongoDB.\n{await stdout}\n{await stderr}");
             }
         }
         finally

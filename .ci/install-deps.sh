@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the sample's tests (tests/ChatScale.Samples.Chat.Tests) need on a fresh Debian 12 machine, and
-# nothing when it is already there (exit 0):
-#   - redis-server: the shared Redis of the two-node tests;
+# Installs what the test suite needs on a fresh Debian 12 machine, and nothing when it is already there (exit 0):
+#   - redis-server: the Redis, ASP.NET Core and sample tests start their own on free loopback ports;
 #   - nodejs + npm: CongoDB, the in-memory MongoDB-wire server the store and end-to-end tests run on, and its npm deps;
 #   - chromium: the headless browser of the browser tests (Playwright drives /usr/bin/chromium; no browser download).
 set -euo pipefail
