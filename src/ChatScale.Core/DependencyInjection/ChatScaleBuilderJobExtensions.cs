@@ -10,7 +10,8 @@ public static class ChatScaleBuilderJobExtensions
 {
     /// <summary>
     /// Registers <typeparamref name="THandler"/> (scoped: a new instance per attempt) as the handler of
-    /// <typeparamref name="TJob"/> jobs enqueued on <see cref="IBackgroundDispatcher"/>.
+    /// <typeparamref name="TJob"/> jobs enqueued on <see cref="IBackgroundDispatcher"/>. Calling it again for the
+    /// same job type replaces the earlier handler and name.
     /// </summary>
     /// <typeparam name="TJob">The job type.</typeparam>
     /// <typeparam name="THandler">The handler type.</typeparam>
@@ -28,8 +29,20 @@ public static class ChatScaleBuilderJobExtensions
         where THandler : class, IJobHandler<TJob>
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.TryAddScoped<IJobHandler<TJob>, THandler>();
-        builder.Services.AddSingleton(JobTypeRegistration.Create(name, typeInfo));
+        var services = builder.Services;
+
+        // One registration per job type: calling this again for TJob replaces the handler and the registration
+        // (the last call wins, as it does for other DI services) rather than adding a second one.
+        services.Replace(ServiceDescriptor.Scoped<IJobHandler<TJob>, THandler>());
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i].ImplementationInstance is JobTypeRegistration existing && existing.JobType == typeof(TJob))
+            {
+                services.RemoveAt(i);
+            }
+        }
+
+        services.AddSingleton(JobTypeRegistration.Create(name, typeInfo));
         return builder;
     }
 }

@@ -22,8 +22,6 @@ internal sealed class ChatScaleMetrics : IDisposable
     private readonly UpDownCounter<long> _connections;
     private readonly Counter<long> _dispatchOutcomes;
     private readonly Histogram<double> _dispatchDuration;
-    private Func<long>? _queueDepth;
-    private Func<DispatcherStatistics>? _dispatcherBacklog;
 
     public ChatScaleMetrics(IMeterFactory? meterFactory = null)
     {
@@ -43,15 +41,20 @@ internal sealed class ChatScaleMetrics : IDisposable
         _slowConsumerCloses = _meter.CreateCounter<long>("chatscale.connections.slow_consumer_closed", "{connection}", "Connections closed because their send queue was full (close policy).");
         _dispatchOutcomes = _meter.CreateCounter<long>("chatscale.dispatch.jobs", "{job}", "Background job attempts by outcome (succeeded, retried, dead_lettered).");
         _dispatchDuration = _meter.CreateHistogram<double>("chatscale.dispatch.duration", "s", "Duration of one background job attempt.");
-        _meter.CreateObservableGauge("chatscale.send_queue.depth", () => _queueDepth?.Invoke() ?? 0, "{frame}", "Frames waiting in all local send queues.");
-        _meter.CreateObservableGauge("chatscale.dispatch.pending", () => _dispatcherBacklog?.Invoke().Pending ?? 0, "{job}", "Background jobs accepted but not started.");
-        _meter.CreateObservableGauge("chatscale.dispatch.in_flight", () => _dispatcherBacklog?.Invoke().InFlight ?? 0, "{job}", "Background jobs running now.");
-        _meter.CreateObservableGauge("chatscale.dispatch.dead_lettered", () => _dispatcherBacklog?.Invoke().DeadLettered ?? 0, "{job}", "Background jobs in the dead-letter queue.");
     }
 
-    public void ObserveQueueDepth(Func<long> depth) => _queueDepth = depth;
+    // Observable gauges are created by the one component that owns the value (LocalConnections, a dispatcher), never
+    // by every user of this class: several ChatScaleMetrics share one factory-created meter, and a gauge registered
+    // by each would report the same name several times, with zeros from the components that do not own it.
+    public void ObserveQueueDepth(Func<long> depth)
+        => _meter.CreateObservableGauge("chatscale.send_queue.depth", depth, "{frame}", "Frames waiting in all local send queues.");
 
-    public void ObserveDispatcherBacklog(Func<DispatcherStatistics> backlog) => _dispatcherBacklog = backlog;
+    public void ObserveDispatcherBacklog(Func<DispatcherStatistics> backlog)
+    {
+        _meter.CreateObservableGauge("chatscale.dispatch.pending", () => backlog().Pending, "{job}", "Background jobs accepted but not started.");
+        _meter.CreateObservableGauge("chatscale.dispatch.in_flight", () => backlog().InFlight, "{job}", "Background jobs running now.");
+        _meter.CreateObservableGauge("chatscale.dispatch.dead_lettered", () => backlog().DeadLettered, "{job}", "Background jobs in the dead-letter queue.");
+    }
 
     public void ConnectionOpened() => _connections.Add(1);
 

@@ -77,9 +77,6 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
     {
         // Each Deliver wakes 10,000 idle writer loops. Waking reuses each channel's pooled waiter and work item, and the
         // writer loop itself waits without allocating, so the whole process allocates nothing per recipient.
-        // Measured across all threads, so this collection runs alone; background work left by earlier tests (timers,
-        // loops winding down) can still land in one window on a loaded machine, so take the best of up to 10.
-        const int Rounds = 10;
         using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 64));
         var transport = new CountingTransport();
         var users = AddUsers(connections, transport);
@@ -90,24 +87,23 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
             await transport.WaitForAsync((i + 1L) * Recipients);
         }
 
+        // A per-recipient allocation would show in every round; background noise (other work in the process, the
+        // thread pool growing its queue when the machine is starved) is sporadic. So measure single rounds and take
+        // the quietest: one round under 1 byte per recipient proves the path allocates nothing per recipient.
         var best = long.MaxValue;
-        for (var attempt = 0; attempt < 10 && best >= Rounds * Recipients; attempt++)
+        for (var round = 0; round < 60 && best >= Recipients; round++)
         {
             var sent = transport.Sent;
             var before = GC.GetTotalAllocatedBytes(precise: true);
-            for (var i = 0; i < Rounds; i++)
-            {
-                connections.Deliver(users, payload);
-                await transport.WaitForAsync(sent + ((i + 1L) * Recipients));
-            }
-
+            connections.Deliver(users, payload);
+            await transport.WaitForAsync(sent + Recipients);
             best = Math.Min(best, GC.GetTotalAllocatedBytes(precise: true) - before);
         }
 
         await connections.CloseAllAsync(ConnectionCloseStatus.NormalClosure, "done", TimeSpan.Zero).WaitAsync(TimeSpan.FromSeconds(60));
-        var perRecipient = (double)best / (Rounds * Recipients);
-        output.WriteLine($"waking idle writers: best {best} bytes for {Rounds * Recipients:N0} deliveries = {perRecipient:F4} bytes per recipient, all threads");
-        Assert.True(perRecipient < 1, $"{best} bytes for {Rounds * Recipients} deliveries = {perRecipient:F3} bytes per recipient");
+        var perRecipient = (double)best / Recipients;
+        output.WriteLine($"waking idle writers: quietest round {best} bytes for {Recipients:N0} deliveries = {perRecipient:F4} bytes per recipient, all threads");
+        Assert.True(perRecipient < 1, $"quietest round: {best} bytes for {Recipients} deliveries = {perRecipient:F3} bytes per recipient");
     }
 
     private static string[] AddUsers(LocalConnections connections, IConnectionTransport transport)
