@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using ChatScale.Redis.Internal;
 using Microsoft.Extensions.Logging;
@@ -18,6 +19,11 @@ namespace ChatScale.Redis;
 /// <para>A node whose last heartbeat is older than <see cref="ChatScaleOptions.PresenceTimeout"/> (or that has none)
 /// counts as offline at once in <see cref="LocateAsync"/> and <see cref="GetConnectionCountAsync"/>; a background sweep
 /// deletes its entries later. Requires Redis 6.2 or later.</para>
+/// <para><b>Restoring lost presence.</b> The registry remembers the connections it registered, per node. Each
+/// <see cref="HeartbeatAsync"/> also returns how many of the node's connections Redis holds; when Redis holds fewer
+/// (it restarted without persistence, or swept the node while it was cut off for longer than the timeout), the
+/// registry registers them again and then removes any that closed meanwhile. So a live node's users are back online
+/// within one heartbeat interval of Redis coming back.</para>
 /// <para><b>Redis Cluster.</b> Every presence key carries the hash tag <c>{KeyPrefix}</c>, so all of presence lives in
 /// one hash slot: the atomic multi-key scripts (and the one-round-trip lookup of many users) never fail with CROSSSLOT,
 /// at the price of keeping presence on one shard. Presence is small (one hash field per connection plus one per node);
@@ -32,6 +38,12 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
     private const int SweepBatchSize = 1000;
     private const int MaxSweepBatchesPerPass = 1000;
 
+    private const int RestoreBatchSize = 500;
+
+    // What this process registered, by node: the copy presence is restored from when Redis lost it. A connection is
+    // added here after Redis has it and removed before Redis drops it, so Redis never holds fewer of a node's
+    // connections than this copy unless Redis lost them.
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, ConnectionRegistration>> _registered = new(StringComparer.Ordinal);
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly RedisKeyspace _keys;
     private readonly long _timeoutMs;
@@ -71,15 +83,19 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId), _keys.Heartbeats];
         RedisValue[] args = [connection.ConnectionId, connection.NodeId, connection.UserId];
         await EvaluateAsync(PresenceScripts.Register, keys, args, "register", cancellationToken).ConfigureAwait(false);
+        _registered.GetOrAdd(connection.NodeId, static _ => new(StringComparer.Ordinal))[connection.ConnectionId] = connection;
     }
 
     /// <inheritdoc />
     public async ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
         Validate(connection);
-        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId)];
-        RedisValue[] args = [connection.ConnectionId, connection.NodeId];
-        await EvaluateAsync(PresenceScripts.Unregister, keys, args, "unregister", cancellationToken).ConfigureAwait(false);
+        if (_registered.TryGetValue(connection.NodeId, out var registered))
+        {
+            registered.TryRemove(connection.ConnectionId, out _);
+        }
+
+        await UnregisterInRedisAsync(connection, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -144,13 +160,18 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
     public async ValueTask HeartbeatAsync(string nodeId, CancellationToken cancellationToken = default)
     {
         RedisKeyspace.Utf8(nodeId, nameof(nodeId));
-        await EvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [nodeId], "heartbeat", cancellationToken).ConfigureAwait(false);
+        var held = (long)await EvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats, _keys.Node(nodeId)], [nodeId], "heartbeat", cancellationToken).ConfigureAwait(false);
+        if (_registered.TryGetValue(nodeId, out var registered) && held < registered.Count)
+        {
+            await RestoreAsync(nodeId, registered, held, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <inheritdoc />
     /// <remarks>The node reads offline as soon as the first batch has run; large nodes are removed in batches.</remarks>
     public async ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
     {
+        _registered.TryRemove(nodeId, out _);
         RedisKey[] keys = [_keys.Heartbeats, _keys.Node(nodeId)];
         RedisValue[] args = [nodeId, _keys.UserKeyPrefix, SweepBatchSize];
         while ((long)await EvaluateAsync(PresenceScripts.RemoveNodeBatch, keys, args, "node removal", cancellationToken).ConfigureAwait(false) > 0)
@@ -189,6 +210,42 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         }
 
         return total;
+    }
+
+    // Redis holds fewer of the node's connections than it registered: re-register them all (idempotent), then take
+    // back any that closed while this ran, so a connection that unregistered meanwhile is never left behind.
+    private async Task RestoreAsync(string nodeId, ConcurrentDictionary<string, ConnectionRegistration> registered, long held, CancellationToken cancellationToken)
+    {
+        var snapshot = registered.Values.ToArray();
+        RedisLog.PresenceRestored(_logger, nodeId, held, snapshot.Length);
+        for (var start = 0; start < snapshot.Length; start += RestoreBatchSize)
+        {
+            var batch = snapshot.AsMemory(start, Math.Min(RestoreBatchSize, snapshot.Length - start));
+            var writes = new Task[batch.Length];
+            for (var i = 0; i < batch.Length; i++)
+            {
+                var c = batch.Span[i];
+                RedisKey[] keys = [_keys.User(c.UserId), _keys.Node(c.NodeId), _keys.Heartbeats];
+                writes[i] = EvaluateAsync(PresenceScripts.Register, keys, [c.ConnectionId, c.NodeId, c.UserId], "presence restore", cancellationToken);
+            }
+
+            await Task.WhenAll(writes).ConfigureAwait(false);
+        }
+
+        foreach (var c in snapshot)
+        {
+            if (!registered.ContainsKey(c.ConnectionId))
+            {
+                await UnregisterInRedisAsync(c, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task UnregisterInRedisAsync(ConnectionRegistration connection, CancellationToken cancellationToken)
+    {
+        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId)];
+        RedisValue[] args = [connection.ConnectionId, connection.NodeId];
+        await EvaluateAsync(PresenceScripts.Unregister, keys, args, "unregister", cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] args, string operation, CancellationToken cancellationToken)

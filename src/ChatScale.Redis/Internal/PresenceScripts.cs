@@ -31,11 +31,14 @@ internal static class PresenceScripts
         return 1
         """;
 
-    /// <summary>KEYS: heartbeats. ARGV: nodeId.</summary>
+    /// <summary>
+    /// KEYS: heartbeats, node. ARGV: nodeId. Returns how many connections Redis holds for the node, so the node can
+    /// tell when its presence was lost (a Redis restart without persistence, or a sweep while it was cut off).
+    /// </summary>
     public const string Heartbeat = Now + """
 
         redis.call('ZADD', KEYS[1], now, ARGV[1])
-        return now
+        return redis.call('HLEN', KEYS[2])
         """;
 
     /// <summary>

@@ -26,6 +26,9 @@ internal static partial class RedisLog
     [LoggerMessage(2101, LogLevel.Warning, "Publishing to the Redis backplane failed: Redis is unreachable.")]
     public static partial void PublishFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(2203, LogLevel.Warning, "Presence of node {NodeId} held {Found} of its {Expected} connections (Redis restarted or the node was swept); re-registered them.")]
+    public static partial void PresenceRestored(ILogger logger, string nodeId, long found, int expected);
+
     [LoggerMessage(2201, LogLevel.Information, "Swept {Removed} presence entries of dead node {NodeId}.")]
     public static partial void NodeSwept(ILogger logger, string nodeId, long removed);
 

@@ -19,7 +19,6 @@ public sealed class TestNode : IAsyncDisposable
 {
     private readonly ServiceProvider _provider;
     private readonly List<IHostedService> _started = [];
-    private readonly List<ConnectionRegistration> _registrations = [];
 
     private TestNode(string nodeId, ConnectionMultiplexer multiplexer, ServiceProvider provider)
     {
@@ -118,29 +117,8 @@ public sealed class TestNode : IAsyncDisposable
     {
         var transport = new FakeTransport();
         var connection = Connections.Add(userId, transport);
-        var registration = new ConnectionRegistration(connection.ConnectionId, userId, NodeId);
-        await Registry.RegisterAsync(registration);
-        lock (_registrations)
-        {
-            _registrations.Add(registration);
-        }
-
+        await Registry.RegisterAsync(new ConnectionRegistration(connection.ConnectionId, userId, NodeId));
         return transport;
-    }
-
-    /// <summary>Registers this node's connections again (after a Redis restart wiped presence).</summary>
-    public async Task ReregisterAllAsync()
-    {
-        ConnectionRegistration[] all;
-        lock (_registrations)
-        {
-            all = [.. _registrations];
-        }
-
-        foreach (var registration in all)
-        {
-            await Registry.RegisterAsync(registration);
-        }
     }
 
     public ValueTask<PublishResult> PublishAsync(string text, params string[] userIds)
