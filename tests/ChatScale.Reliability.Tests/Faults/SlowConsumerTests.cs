@@ -118,6 +118,27 @@ public sealed class SlowConsumerTests(ITestOutputHelper output)
         await reader.CloseQuietlyAsync();
     }
 
+    /// <summary>
+    /// LIBRARY BUG (fails until src/ is fixed): the close policy cancels the writer's in-flight send, which aborts the
+    /// WebSocket, so a client whose TCP window is full never gets the 1008 close frame: when it reads again it finds
+    /// the connection reset. The close status should follow the frame in flight (bounded by a deadline).
+    /// </summary>
+    [Fact]
+    public async Task A_stalled_client_closed_under_the_close_policy_finds_a_1008_close_frame_when_it_reads_again()
+    {
+        await using var node = await ChatHost.StartAsync(chatScale: o =>
+        {
+            o.SendQueueCapacity = 16;
+            o.SlowConsumerPolicy = SlowConsumerPolicy.Close;
+        });
+        using var slow = await RawWebSocketClient.ConnectAsync(node.WebSocketUri, "slow");
+        await OverflowUnderClosePolicyAsync(node);
+
+        var (status, frames) = await slow.ReadUntilCloseAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"the slow client read {frames} data frames, then close status {status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (connection reset without a close frame)"}");
+        Assert.Equal(1008, status);
+    }
+
     // Fills the slow client's TCP path one frame at a time, until the writer stays stuck in a send (the queue stops
     // draining), as it is for a real client that stopped reading; then overflows the queue until the server closes it.
     private async Task<Connections.ClientConnection> OverflowUnderClosePolicyAsync(ChatHost node)
