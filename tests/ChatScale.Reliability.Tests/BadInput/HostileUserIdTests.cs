@@ -56,4 +56,43 @@ public sealed class HostileUserIdTests(RedisFixture redis, ITestOutputHelper out
         output.WriteLine($"{what}: {Encoding.UTF8.GetByteCount(userId)} UTF-8 bytes, delivered both ways, offline after close");
         await alice.CloseQuietlyAsync();
     }
+
+    /// <summary>
+    /// LIBRARY BUG (fails until src/ is fixed): the endpoint accepts, and presence registers, a user id longer than the
+    /// envelope's 1,024-byte recipient limit, but then RedisMessageBroadcaster.PublishAsync throws ArgumentException
+    /// from EnvelopeCodec.Encode for any batch that contains it, so one such user in a conversation stops delivery to
+    /// everyone in it (the dispatcher retries, then dead-letters the job). Either refuse such an id at the endpoint or
+    /// never let it fail the publish to the other recipients.
+    /// </summary>
+    [Fact]
+    public async Task A_user_id_over_the_envelope_limit_never_poisons_a_publish_to_the_other_recipients()
+    {
+        var prefix = RedisFixture.UniquePrefix("longid");
+        var longId = string.Concat(Enumerable.Repeat("😀", 1000)); // 1,000 characters, 4,000 UTF-8 bytes.
+        await using var node1 = await ChatHost.StartAsync(redis.ConnectionString, prefix, o => o.NodeId = "longid-n1");
+        await using var node2 = await ChatHost.StartAsync(redis.ConnectionString, prefix, o => o.NodeId = "longid-n2");
+        using var alice = await node2.ConnectAsync("alice");
+        using var bob = await node1.ConnectAsync("bob");
+        var longSocket = Ws.Create(longId);
+        var accepted = true;
+        try
+        {
+            await longSocket.ConnectAsync(node1.WebSocketUri, CancellationToken.None).WaitAsync(Ws.Timeout);
+        }
+        catch (WebSocketException)
+        {
+            accepted = false; // Refusing the id up front is an acceptable fix.
+        }
+
+        output.WriteLine($"a {System.Text.Encoding.UTF8.GetByteCount(longId)}-byte user id was {(accepted ? "accepted" : "refused")} by the endpoint");
+        await Eventually.TrueAsync(async () => (await node1.Registry.LocateAsync(["alice"])).UsersByNode.ContainsKey("longid-n2"), "alice located");
+
+        var error = await Record.ExceptionAsync(async () => await node1.Broadcaster.PublishAsync(["alice", "bob", longId], "{\"to\":\"all three\"}"u8.ToArray()));
+        Assert.Null(error);
+        Assert.Equal("{\"to\":\"all three\"}", await alice.ReceiveTextAsync());
+        Assert.Equal("{\"to\":\"all three\"}", await bob.ReceiveTextAsync());
+        await longSocket.CloseQuietlyAsync();
+        await alice.CloseQuietlyAsync();
+        await bob.CloseQuietlyAsync();
+    }
 }
