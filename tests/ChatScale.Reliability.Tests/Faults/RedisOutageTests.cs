@@ -207,11 +207,12 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
 
     private static async Task<HashSet<string>> HistoryAsync(HttpClient http, string conversationId)
     {
+        // Page forward from the very beginning: without 'after' the endpoint returns the newest page instead.
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        string? after = null;
+        var after = new string('0', 24);
         while (true)
         {
-            var page = (await http.GetFromJsonAsync<MessagePageDto>($"/api/conversations/{conversationId}/messages?limit=200{(after is null ? string.Empty : "&after=" + after)}", ChatEvents.Json))!;
+            var page = (await http.GetFromJsonAsync<MessagePageDto>($"/api/conversations/{conversationId}/messages?limit=200&after={after}", ChatEvents.Json))!;
             if (page.Messages.Count == 0)
             {
                 return ids;
