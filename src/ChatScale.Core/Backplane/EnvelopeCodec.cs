@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Unicode;
 
 namespace ChatScale.Backplane;
 
@@ -138,11 +139,30 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException($"Recipient count {count} exceeds the limit or the remaining input.");
         }
 
-        var recipients = count == 0 ? Array.Empty<string>() : new string[count];
-        for (var i = 0; i < recipients.Length; i++)
+        // Recipients are validated here but kept as UTF-8: the receiving node looks them up without a string each.
+        var recipientsStart = pos;
+        for (var i = 0; i < count; i++)
         {
-            recipients[i] = ReadString(span, ref pos, EnvelopeLimits.MaxUserIdBytes, "recipient");
+            var length = ReadVarInt(span, ref pos, "recipient length");
+            if (length > EnvelopeLimits.MaxUserIdBytes)
+            {
+                throw new EnvelopeFormatException($"The recipient is {length} bytes; the limit is {EnvelopeLimits.MaxUserIdBytes}.");
+            }
+
+            if (length > (uint)(span.Length - pos))
+            {
+                throw new EnvelopeFormatException("Envelope truncated in the recipient.");
+            }
+
+            if (!Utf8.IsValid(span.Slice(pos, (int)length)))
+            {
+                throw new EnvelopeFormatException("The recipient is not valid UTF-8.");
+            }
+
+            pos += (int)length;
         }
+
+        var recipients = data[recipientsStart..pos];
 
         var payloadLength = ReadVarInt(span, ref pos, "payload length");
         var limit = Math.Min(maxPayloadBytes, EnvelopeLimits.MaxPayloadBytes);
@@ -156,7 +176,29 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException($"Payload length {payloadLength} does not match the {span.Length - pos} bytes remaining.");
         }
 
-        return new BackplaneEnvelope(kind, origin, messageId, recipients, data.Slice(pos, (int)payloadLength));
+        return new BackplaneEnvelope(kind, origin, messageId, (int)count, recipients, data.Slice(pos, (int)payloadLength));
+    }
+
+    /// <summary>Reads the next recipient of a validated recipients block written by <see cref="Encode"/>.</summary>
+    internal static ReadOnlySpan<byte> NextRecipient(ReadOnlySpan<byte> block, ref int pos)
+    {
+        var length = (int)ReadVarInt(block, ref pos, "recipient length");
+        var utf8 = block.Slice(pos, length);
+        pos += length;
+        return utf8;
+    }
+
+    /// <summary>Creates the recipient strings of a validated recipients block.</summary>
+    internal static string[] ReadRecipients(ReadOnlySpan<byte> block, int count)
+    {
+        var recipients = count == 0 ? [] : new string[count];
+        var pos = 0;
+        for (var i = 0; i < recipients.Length; i++)
+        {
+            recipients[i] = StrictUtf8.GetString(NextRecipient(block, ref pos));
+        }
+
+        return recipients;
     }
 
     private static int CheckedByteCount(string value, int max, string paramName)
