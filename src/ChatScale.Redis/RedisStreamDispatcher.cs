@@ -77,6 +77,10 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     private const int Disposed = 3;
     private const int ReclaimPageSize = 100;
 
+    // Published on the wake-up channel when membership or a lease changes, so every coordinator looks at once
+    // instead of at its next tick.
+    private const string RebalanceMessage = "rebalance";
+
     private static readonly TimeSpan RedisRetryDelay = TimeSpan.FromMilliseconds(200);
 
     private readonly IConnectionMultiplexer _multiplexer;
@@ -103,6 +107,8 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     private readonly Partition[] _partitions;
     private readonly SemaphoreSlim _workerSlots;
     private readonly Signal _sharedWake = new();
+    private readonly Signal _coordinatorWake = new();
+    private readonly ConcurrentDictionary<RedisValue, byte> _localShared = new();
     private readonly Channel<StreamJob> _dueRetries = Channel.CreateUnbounded<StreamJob>();
     private readonly ConcurrentDictionary<StreamJob, ITimer> _retryTimers = new();
     private readonly long[] _lags;
@@ -117,6 +123,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     private Task[] _workers = [];
     private int _state;
     private bool _subscribed;
+    private bool _joined;
     private volatile bool _abandoned;
     private long _inFlight;
     private long _lastPending;
@@ -486,6 +493,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         _metrics.Dispose();
         _workerSlots.Dispose();
         _sharedWake.Dispose();
+        _coordinatorWake.Dispose();
         foreach (var partition in _partitions)
         {
             partition.Dispose();
@@ -551,6 +559,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         try
         {
             await Database.ScriptEvaluateAsync(DispatcherScripts.Heartbeat, [_keys.DispatcherMembers], [_instanceId, (long)_leaseTtl.TotalMilliseconds, 1]).ConfigureAwait(false);
+            Announce(RebalanceMessage);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
@@ -637,12 +646,14 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         return id;
     }
 
-    private void Wake(int partition)
+    private void Wake(int partition) => Announce(partition);
+
+    private void Announce(RedisValue message)
     {
         try
         {
-            // Only a hint (workers also poll), so losing it is fine.
-            _multiplexer.GetSubscriber().Publish(_keys.DispatcherWakeChannel, partition, CommandFlags.FireAndForget);
+            // Only a hint (workers and coordinators also poll), so losing it is fine.
+            _multiplexer.GetSubscriber().Publish(_keys.DispatcherWakeChannel, message, CommandFlags.FireAndForget);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
@@ -653,6 +664,11 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     {
         if (!message.TryParse(out int partition))
         {
+            if (message == RebalanceMessage)
+            {
+                _coordinatorWake.Set();
+            }
+
             return;
         }
 
@@ -698,7 +714,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
             try
             {
-                await Task.Delay(tick, _time, stopping).ConfigureAwait(false);
+                await _coordinatorWake.WaitAsync(tick, stopping).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -726,6 +742,12 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
         Array.Sort(live, StringComparer.Ordinal);
         var index = Array.IndexOf(live, _instanceId);
+        if (!_joined)
+        {
+            // Tell the others we are here, so they hand over our share now rather than at their next tick.
+            _joined = true;
+            Announce(RebalanceMessage);
+        }
 
         var leases = new List<Task>(_partitions.Length);
         foreach (var partition in _partitions)
@@ -989,6 +1011,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             if ((long)await Database.ScriptEvaluateAsync(DispatcherScripts.ReleaseLease, [partition.Lease], [_instanceId]).ConfigureAwait(false) == 1)
             {
                 RedisLog.PartitionReleased(_logger, _instanceId, partition.Index);
+                Announce(RebalanceMessage);
             }
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
@@ -1021,7 +1044,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             }
 
             var attempt = ++job.Attempts;
-            var outcome = await RunAttemptAsync(job, attempt).ConfigureAwait(false);
+            var outcome = await RunAttemptAsync(job, attempt, partition).ConfigureAwait(false);
             if (outcome.Interrupted)
             {
                 return false;
@@ -1051,12 +1074,14 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         var stopping = _stopping.Token;
         var db = Database;
         var groupReady = false;
+        var recoverOwnPending = true;
         while (!stopping.IsCancellationRequested)
         {
             try
             {
                 if (_dueRetries.Reader.TryRead(out var due))
                 {
+                    _localShared.TryAdd(due.EntryId, 0);
                     await RunSharedAsync(due).ConfigureAwait(false);
                     continue;
                 }
@@ -1065,6 +1090,14 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
                 {
                     await EnsureGroupAsync(_keys.SharedJobs).ConfigureAwait(false);
                     groupReady = true;
+                }
+
+                if (recoverOwnPending)
+                {
+                    // A read whose reply was lost (Redis dropped the connection) left entries pending under our name
+                    // that no one here knows about: re-read our pending entries and run the unknown ones.
+                    await RecoverOwnPendingAsync(consumer).ConfigureAwait(false);
+                    recoverOwnPending = false;
                 }
 
                 var entries = await db.StreamReadGroupAsync(_keys.SharedJobs, DispatcherScripts.Group, consumer, StreamPosition.NewMessages, 1).ConfigureAwait(false);
@@ -1076,6 +1109,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
                 // There may be more: let another idle worker look too (the wake-up chains through idle workers).
                 _sharedWake.Set();
+                _localShared.TryAdd(entries[0].Id, 0);
                 await RunSharedAsync(StreamJob.Parse(entries[0], _byName)).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -1085,6 +1119,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             catch (Exception ex)
             {
                 groupReady = false;
+                recoverOwnPending = true;
                 if (RedisFailures.IsUnavailable(ex) || (ex is RedisServerException server && IsNoGroup(server)))
                 {
                     RedisLog.WorkerRedisFailed(_logger, ex, _pollInterval);
@@ -1106,18 +1141,46 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         }
     }
 
+    private async Task RecoverOwnPendingAsync(string consumer)
+    {
+        var db = Database;
+        RedisValue after = "0-0";
+        while (true)
+        {
+            var entries = await db.StreamReadGroupAsync(_keys.SharedJobs, DispatcherScripts.Group, consumer, after, ReclaimPageSize).ConfigureAwait(false);
+            if (entries.Length == 0)
+            {
+                return;
+            }
+
+            foreach (var entry in entries)
+            {
+                if (!entry.IsNull && _localShared.TryAdd(entry.Id, 0))
+                {
+                    _dueRetries.Writer.TryWrite(StreamJob.Parse(entry, _byName));
+                    _sharedWake.Set();
+                }
+            }
+
+            after = entries[^1].Id;
+        }
+    }
+
     private async Task RunSharedAsync(StreamJob job)
     {
         var attempt = ++job.Attempts;
-        var outcome = await RunAttemptAsync(job, attempt).ConfigureAwait(false);
+        var outcome = await RunAttemptAsync(job, attempt, partition: null).ConfigureAwait(false);
         if (outcome.Interrupted)
         {
+            // Stays pending under our consumer; a live node claims it once this instance has left.
+            _localShared.TryRemove(job.EntryId, out _);
             return;
         }
 
         if (outcome.Error is null)
         {
             await SettleAsync(DispatcherScripts.Complete, [_keys.SharedJobs], CompleteArgs(job), partition: null).ConfigureAwait(false);
+            _localShared.TryRemove(job.EntryId, out _);
             return;
         }
 
@@ -1125,6 +1188,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         {
             DeadLettered(job, attempt, outcome);
             await SettleAsync(DispatcherScripts.DeadLetter, [_keys.SharedJobs, _keys.DeadLetters], DeadLetterArgs(job, attempt, outcome.Error), partition: null).ConfigureAwait(false);
+            _localShared.TryRemove(job.EntryId, out _);
             return;
         }
 
@@ -1148,7 +1212,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
     // ---------------------------------------------------------------- one attempt
 
-    private async Task<AttemptOutcome> RunAttemptAsync(StreamJob job, int attempt)
+    private async Task<AttemptOutcome> RunAttemptAsync(StreamJob job, int attempt, Partition? partition)
     {
         var aborting = _aborting.Token;
         try
@@ -1157,6 +1221,13 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         }
         catch (OperationCanceledException)
         {
+            return AttemptOutcome.WasInterrupted;
+        }
+
+        if (partition is not null && !IsLeaseValid(partition))
+        {
+            // The lease lapsed while we waited for a worker: the next owner runs the job, not us.
+            _workerSlots.Release();
             return AttemptOutcome.WasInterrupted;
         }
 

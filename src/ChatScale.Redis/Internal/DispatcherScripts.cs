@@ -75,12 +75,16 @@ internal static class DispatcherScripts
 
     /// <summary>
     /// KEYS: stream, dead[, lease]. ARGV: group, entry id, instance id, job id, type, key ('' = none), data, attempts,
-    /// error, enqueued ms. Moves a job to the dead-letter stream (under the lease check, as <see cref="Complete"/>).
+    /// error, enqueued ms. Moves a job to the dead-letter stream (under the lease check, as <see cref="Complete"/>);
+    /// idempotent, so a retry after a lost reply does not dead-letter the job twice.
     /// </summary>
     public const string DeadLetter = Now + """
 
         if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[3] then
           return 0
+        end
+        if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
+          return 1
         end
         if ARGV[6] == '' then
           redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'type', ARGV[5], 'data', ARGV[7], 'attempts', ARGV[8], 'error', ARGV[9], 'enq', ARGV[10], 'dead', now)
