@@ -53,10 +53,12 @@ namespace ChatScale.Redis;
 /// default); a job is accepted only once Redis acknowledged the <c>XADD</c>. Workers back off and resume on their own.
 /// Keeping accepted jobs across a Redis <i>restart</i> needs Redis persistence (AOF with <c>appendfsync always</c> for
 /// no loss at all).</para>
-/// <para><b>Lifecycle.</b> Nothing runs until <see cref="StartAsync"/>; the ASP.NET Core package starts and stops it
-/// with the host. <see cref="StopAsync"/> stops taking jobs, lets running handlers finish until the host's deadline,
-/// releases this instance's partitions and leaves the membership, so the other nodes take over at once. Handlers
-/// should finish well within the lease TTL when Redis is unreachable: the lease cannot be renewed then.</para>
+/// <para><b>Lifecycle.</b> Nothing runs until <see cref="StartAsync"/>. <c>AddRedis()</c> registers it as the
+/// <see cref="IBackgroundDispatcher"/>, and the ASP.NET Core package's <c>AddChatScale()</c> starts and stops whichever
+/// dispatcher is registered with the host; a host without that package adds
+/// <c>services.AddHostedService(sp =&gt; sp.GetRequiredService&lt;RedisStreamDispatcher&gt;())</c>.
+/// <see cref="StopAsync"/> stops taking jobs, lets running handlers finish until the host's deadline, releases this
+/// instance's partitions and leaves the membership, so the other nodes take over at once. Handlers should finish well within the lease TTL when Redis is unreachable: the lease cannot be renewed then.</para>
 /// <para><b>Threading.</b> Thread-safe singleton.</para>
 /// </remarks>
 /// <example>
@@ -382,7 +384,10 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     {
         try
         {
-            await RefreshBacklogAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            // Observed even if the caller stops waiting, so a late failure never goes unobserved.
+            var refresh = RefreshBacklogAsync();
+            RedisFailures.Observe(refresh);
+            await refresh.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
