@@ -389,7 +389,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             RedisFailures.Observe(refresh);
             await refresh.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             throw RedisFailures.Unavailable("reading the dispatcher statistics", ex);
         }
@@ -566,7 +566,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             await Database.ScriptEvaluateAsync(DispatcherScripts.Heartbeat, [_keys.DispatcherMembers], [_instanceId, (long)_leaseTtl.TotalMilliseconds, 1]).ConfigureAwait(false);
             Announce(RebalanceMessage);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             // Our membership expires on its own after the lease TTL.
             RedisLog.CoordinationFailed(_logger, ex, _leaseTtl);
@@ -588,7 +588,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         {
             await _multiplexer.GetSubscriber().UnsubscribeAsync(_keys.DispatcherWakeChannel, _onWake).ConfigureAwait(false);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             // The subscription dies with the connection.
         }
@@ -631,7 +631,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
                 await RedisFailures.WaitAsync(add, cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+            catch (Exception ex) when (IsUnavailable(ex))
             {
                 var remaining = _enqueueRetryTimeout - _time.GetElapsedTime(started);
                 if (remaining <= TimeSpan.Zero)
@@ -660,7 +660,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             // Only a hint (workers and coordinators also poll), so losing it is fine.
             _multiplexer.GetSubscriber().Publish(_keys.DispatcherWakeChannel, message, CommandFlags.FireAndForget);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
         }
     }
@@ -800,7 +800,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             RedisLog.PartitionLeaseLost(_logger, _instanceId, partition.Index);
             partition.Yield();
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             // The lease stays valid locally until ValidUntil; the loop stops on its own if no renewal gets through.
         }
@@ -818,7 +818,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
                 return;
             }
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             return;
         }
@@ -836,21 +836,21 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     private async Task ReclaimDeadConsumersAsync(string[] live, CancellationToken stopping)
     {
         var db = Database;
-        StreamPendingInfo pending;
+        StreamConsumerInfo[] consumers;
         try
         {
-            pending = await db.StreamPendingAsync(_keys.SharedJobs, DispatcherScripts.Group).ConfigureAwait(false);
+            consumers = await db.StreamConsumerInfoAsync(_keys.SharedJobs, DispatcherScripts.Group).ConfigureAwait(false);
         }
-        catch (RedisServerException ex) when (IsNoGroup(ex))
+        catch (RedisServerException ex) when (IsNoGroup(ex) || ex.Message.StartsWith("ERR no such key", StringComparison.Ordinal))
         {
             return;
         }
 
         var reclaimer = ConsumerName(0);
         var minIdle = (long)Math.Min(1000, _leaseTtl.TotalMilliseconds / 3);
-        foreach (var consumer in pending.Consumers)
+        foreach (var consumer in consumers)
         {
-            var name = (string)consumer.Name!;
+            var name = consumer.Name;
             if (stopping.IsCancellationRequested || Array.BinarySearch(live, InstanceOf(name), StringComparer.Ordinal) >= 0)
             {
                 continue;
@@ -858,11 +858,12 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
             if (consumer.PendingMessageCount == 0)
             {
-                await db.StreamDeleteConsumerAsync(_keys.SharedJobs, DispatcherScripts.Group, consumer.Name).ConfigureAwait(false);
+                // A departed instance's consumer with nothing left: forget it, or the group grows with every restart.
+                await db.StreamDeleteConsumerAsync(_keys.SharedJobs, DispatcherScripts.Group, name).ConfigureAwait(false);
                 continue;
             }
 
-            var entries = await db.StreamPendingMessagesAsync(_keys.SharedJobs, DispatcherScripts.Group, ReclaimPageSize, consumer.Name).ConfigureAwait(false);
+            var entries = await db.StreamPendingMessagesAsync(_keys.SharedJobs, DispatcherScripts.Group, ReclaimPageSize, name).ConfigureAwait(false);
             var ids = new RedisValue[entries.Length];
             for (var i = 0; i < ids.Length; i++)
             {
@@ -874,7 +875,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             var count = 0;
             foreach (var entry in claimed)
             {
-                if (!entry.IsNull && _dueRetries.Writer.TryWrite(StreamJob.Parse(entry, _byName)))
+                if (!entry.IsNull && _localShared.TryAdd(entry.Id, 0) && _dueRetries.Writer.TryWrite(StreamJob.Parse(entry, _byName)))
                 {
                     count++;
                 }
@@ -990,7 +991,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         catch (OperationCanceledException) when (yield.IsCancellationRequested)
         {
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex) || (ex is RedisServerException server && IsNoGroup(server)))
+        catch (Exception ex) when (IsUnavailable(ex) || (ex is RedisServerException server && IsNoGroup(server)))
         {
             // The coordinator starts the partition again on its next tick (re-creating a vanished group).
             RedisLog.WorkerRedisFailed(_logger, ex, _leaseTtl / 3);
@@ -1019,7 +1020,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
                 Announce(RebalanceMessage);
             }
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             // The lease expires on its own.
         }
@@ -1125,7 +1126,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             {
                 groupReady = false;
                 recoverOwnPending = true;
-                if (RedisFailures.IsUnavailable(ex) || (ex is RedisServerException server && IsNoGroup(server)))
+                if (IsUnavailable(ex) || (ex is RedisServerException server && IsNoGroup(server)))
                 {
                     RedisLog.WorkerRedisFailed(_logger, ex, _pollInterval);
                 }
@@ -1325,7 +1326,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
                 return settled;
             }
-            catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+            catch (Exception ex) when (IsUnavailable(ex))
             {
                 if ((partition is not null && !IsLeaseValid(partition)) || _aborting.IsCancellationRequested)
                 {
@@ -1357,6 +1358,14 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         }
     }
 
+    /// <summary>
+    /// Unreachable, or up but not serving yet: right after a restart Redis answers <c>LOADING</c> while it replays its
+    /// persistence file, which is as transient as a refused connection.
+    /// </summary>
+    private static bool IsUnavailable(Exception exception)
+        => RedisFailures.IsUnavailable(exception)
+            || (exception is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
+
     private static bool IsNoGroup(RedisServerException exception) => exception.Message.StartsWith("NOGROUP", StringComparison.Ordinal);
 
     private static RedisValue Field(StreamEntry entry, string name)
@@ -1378,7 +1387,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         {
             return await RedisFailures.WaitAsync(command, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        catch (Exception ex) when (IsUnavailable(ex))
         {
             throw RedisFailures.Unavailable(operation, ex);
         }

@@ -57,7 +57,38 @@ public sealed class RedisStreamDispatcherTakeoverTests(RedisFixture redis, ITest
         Assert.True(b.Logs.GetSnapshot().Any(r => r.Id.Id == 2503 && r.Message.Contains("reclaimed", StringComparison.Ordinal) && !r.Message.Contains(" 0 unfinished", StringComparison.Ordinal)),
             "node-b should log that it reclaimed node-a's unfinished jobs");
         await Eventually.TrueAsync(async () => await b.Dispatcher.GetStatisticsAsync() is { Pending: 0, InFlight: 0 }, "an empty backlog");
-        Assert.Equal(4, b.Dispatcher.OwnedPartitionCount);
+        await Eventually.TrueAsync(() => b.Dispatcher.OwnedPartitionCount == 4, "node-b to own every partition");
+    }
+
+    [Fact]
+    public async Task WorkerKilledMidUnkeyedJob_ALiveInstanceClaimsItsPendingEntryAfterItsMembershipExpires_AndRunsIt()
+    {
+        var prefix = RedisFixture.UniquePrefix("dispatch-takeover-shared");
+        var completed = new ConcurrentQueue<(string JobId, string Host)>();
+        var stuck = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        JobBehavior<Numbered> Behavior(string host) => new(async (_, context, cancellationToken) =>
+        {
+            if (host == "node-a")
+            {
+                stuck.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            completed.Enqueue((context.JobId, host));
+        });
+        void RedisOptions(RedisDispatcherOptions r) => r.LeaseTtl = LeaseTtl;
+
+        await using var a = await DispatcherHost.StartAsync(redis.ConnectionString, prefix, "node-a", b => b.AddBehavior(Behavior("node-a")), redis: RedisOptions);
+        var id = await a.EnqueueAsync(new Numbered("none", 1));
+        await stuck.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await using var b = await DispatcherHost.StartAsync(redis.ConnectionString, prefix, "node-b", b => b.AddBehavior(Behavior("node-b")), redis: RedisOptions);
+        await a.Dispatcher.AbandonAsync();
+        await Eventually.TrueAsync(() => !completed.IsEmpty, "node-b to run node-a's unfinished job", TimeSpan.FromSeconds(60));
+
+        Assert.Equal([(id, "node-b")], completed);
+        Assert.Equal(1, b.LogCount(2511));
+        await Eventually.TrueAsync(async () => await b.Dispatcher.GetStatisticsAsync() is { Pending: 0, InFlight: 0 }, "an empty backlog");
     }
 
     [Fact]
