@@ -492,7 +492,16 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _aborting.CancelAsync().ConfigureAwait(false);
-        await WaitForLoopsAsync().ConfigureAwait(false);
+        try
+        {
+            await WaitForLoopsAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Every loop logs and survives its own failures; disposal must not fail if one did not.
+            RedisLog.DispatcherLoopFailed(_logger, ex);
+        }
+
         await UnsubscribeAsync().ConfigureAwait(false);
         await DisposeRetryTimersAsync().ConfigureAwait(false);
         _metrics.Dispose();
@@ -566,7 +575,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             await Database.ScriptEvaluateAsync(DispatcherScripts.Heartbeat, [_keys.DispatcherMembers], [_instanceId, (long)_leaseTtl.TotalMilliseconds, 1]).ConfigureAwait(false);
             Announce(RebalanceMessage);
         }
-        catch (Exception ex) when (IsUnavailable(ex))
+        catch (Exception ex) when (IsGone(ex))
         {
             // Our membership expires on its own after the lease TTL.
             RedisLog.CoordinationFailed(_logger, ex, _leaseTtl);
@@ -588,7 +597,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         {
             await _multiplexer.GetSubscriber().UnsubscribeAsync(_keys.DispatcherWakeChannel, _onWake).ConfigureAwait(false);
         }
-        catch (Exception ex) when (IsUnavailable(ex))
+        catch (Exception ex) when (IsGone(ex))
         {
             // The subscription dies with the connection.
         }
@@ -660,7 +669,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             // Only a hint (workers and coordinators also poll), so losing it is fine.
             _multiplexer.GetSubscriber().Publish(_keys.DispatcherWakeChannel, message, CommandFlags.FireAndForget);
         }
-        catch (Exception ex) when (IsUnavailable(ex))
+        catch (Exception ex) when (IsGone(ex))
         {
         }
     }
@@ -1020,7 +1029,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
                 Announce(RebalanceMessage);
             }
         }
-        catch (Exception ex) when (IsUnavailable(ex))
+        catch (Exception ex) when (IsGone(ex))
         {
             // The lease expires on its own.
         }
@@ -1365,6 +1374,12 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     private static bool IsUnavailable(Exception exception)
         => RedisFailures.IsUnavailable(exception)
             || (exception is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
+
+    /// <summary>
+    /// For best-effort cleanup (release, leave, unsubscribe): Redis unreachable, or the shared connection already
+    /// disposed by a host shutting down in another order. Either way the lease and membership expire on their own.
+    /// </summary>
+    private static bool IsGone(Exception exception) => IsUnavailable(exception) || exception is ObjectDisposedException;
 
     private static bool IsNoGroup(RedisServerException exception) => exception.Message.StartsWith("NOGROUP", StringComparison.Ordinal);
 

@@ -20,6 +20,22 @@ public sealed class RedisStreamDispatcherDeliveryTests(RedisFixture redis, ITest
     }
 
     [Fact]
+    public async Task DisposingARunningDispatcher_AfterItsConnectionWasDisposed_DoesNotThrow()
+    {
+        // A host torn down in another order (or a crash test) may dispose the shared connection first.
+        await using var host = await DispatcherHost.StartAsync(
+            redis.ConnectionString, RedisFixture.UniquePrefix("dispatch-dispose"), "node-a", b => b.AddBehavior(new JobBehavior<Numbered>((_, _, _) => default)));
+        await Eventually.TrueAsync(() => host.Dispatcher.OwnedPartitionCount == 16, "the dispatcher to own its partitions");
+
+        await host.Multiplexer.CloseAsync(allowCommandsToComplete: false);
+        host.Multiplexer.Dispose();
+
+        await host.Dispatcher.DisposeAsync();
+        await host.Dispatcher.StopAsync(CancellationToken.None);
+        Assert.Equal(0, host.Dispatcher.OwnedPartitionCount);
+    }
+
+    [Fact]
     public async Task TenThousandJobs_EnqueuedAcrossTwoInstances_AreEachHandledExactlyOnce()
     {
         const int Jobs = 10_000;
