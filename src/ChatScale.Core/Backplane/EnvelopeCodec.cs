@@ -21,6 +21,9 @@ public static class EnvelopeCodec
     /// <summary>The version this codec writes and the only one it reads.</summary>
     public const byte CurrentVersion = 1;
 
+    /// <summary>The longest user id the wire format carries, in UTF-8 bytes.</summary>
+    public const int MaxUserIdBytes = EnvelopeLimits.MaxUserIdBytes;
+
     private const byte Magic = 0xC5;
     private const int GuidBytes = 16;
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
@@ -86,6 +89,35 @@ public static class EnvelopeCodec
         pos += WriteVarInt(span[pos..], (uint)payload.Length);
         payload.CopyTo(span[pos..]);
         return buffer;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="userId"/> can travel in an envelope: non-empty, well-formed UTF-16 (no unpaired
+    /// surrogate) and at most <see cref="MaxUserIdBytes"/> bytes of UTF-8. Ids that cannot are never reachable.
+    /// </summary>
+    /// <param name="userId">The user id.</param>
+    /// <returns><see langword="true"/> when the id can be a recipient.</returns>
+    public static bool CanEncodeUserId(string? userId)
+    {
+        if (string.IsNullOrEmpty(userId) || userId.Length > EnvelopeLimits.MaxUserIdBytes)
+        {
+            return false;
+        }
+
+        // Fast path for the usual id: without surrogates it is well-formed, and 341 chars are at most 1,023 bytes.
+        if (userId.Length <= EnvelopeLimits.MaxUserIdBytes / 3 && userId.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            return StrictUtf8.GetByteCount(userId) <= EnvelopeLimits.MaxUserIdBytes;
+        }
+        catch (EncoderFallbackException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Decodes an envelope. The returned payload is a slice of <paramref name="data"/>, not a copy.</summary>
