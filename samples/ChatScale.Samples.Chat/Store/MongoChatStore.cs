@@ -25,6 +25,9 @@ public sealed class MongoChatStore : IChatStore
     /// <summary>The counter field on conversation documents: the last sequence number given out.</summary>
     private const string LastSeqField = "lastSeq";
 
+    /// <summary>The history index's name.</summary>
+    private const string HistoryIndexName = "conversationId_1_seq_1";
+
     private readonly IMongoCollection<ConversationDocument> _conversations;
     private readonly IMongoCollection<BsonDocument> _counters;
     private readonly IMongoCollection<MessageDocument> _messages;
@@ -39,15 +42,13 @@ public sealed class MongoChatStore : IChatStore
         _messages = database.GetCollection<MessageDocument>("messages");
     }
 
-    /// <summary>The history index's name.</summary>
-    internal const string HistoryIndexName = "conversationId_1_seq_1";
-
     /// <summary>Creates the indexes (idempotent: creating an existing index is a no-op).</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     public async Task EnsureIndexesAsync(CancellationToken cancellationToken = default)
     {
-        // Unique: two messages of one conversation never share a number. Partial (only documents with a seq), so a
-        // database holding messages written before sequence numbers existed can still build it.
+        // Unique: two messages of one conversation never share a number. Partial (only seq > 0), so a database holding
+        // messages written before sequence numbers existed can still build it; history queries always say seq > after
+        // (after >= 0), which implies the filter, so the planner can use it.
         await _messages.Indexes.CreateOneAsync(
             new CreateIndexModel<MessageDocument>(
                 Builders<MessageDocument>.IndexKeys.Ascending(m => m.ConversationId).Ascending(m => m.Seq),
@@ -55,7 +56,7 @@ public sealed class MongoChatStore : IChatStore
                 {
                     Name = HistoryIndexName,
                     Unique = true,
-                    PartialFilterExpression = Builders<MessageDocument>.Filter.Exists(m => m.Seq),
+                    PartialFilterExpression = Builders<MessageDocument>.Filter.Gt(m => m.Seq, 0L),
                 }),
             cancellationToken: cancellationToken);
         await _conversations.Indexes.CreateOneAsync(
