@@ -1,0 +1,293 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using ChatScale.Reliability.Tests.Infrastructure;
+using ChatScale.Samples.Chat.Delivery;
+using ChatScale.Samples.Chat.Store;
+using Xunit.Abstractions;
+
+namespace ChatScale.Reliability.Tests.Faults;
+
+/// <summary>
+/// Redis is SIGKILLed and restarted while two sample-app nodes carry a steady stream of chat messages both ways.
+/// </summary>
+/// <remarks>
+/// Figures: one message every 40 ms from each side; ~1.5 s of stream before the kill, 2 s of outage, then the stream
+/// runs until both nodes have recovered plus ~1 s. Heartbeat 1 s, presence timeout 4 s; the in-memory dispatcher
+/// retries up to 100 times with 100-500 ms backoff, so it rides out the outage.
+/// </remarks>
+public sealed class RedisOutageTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SendEvery = TimeSpan.FromMilliseconds(40);
+
+    [Fact]
+    public async Task Redis_killed_and_restarted_mid_stream_hosts_recover_and_clients_catch_up_from_history()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        Assert.IsType<RedisServer.ProcessRedisServer>(redis); // StopAsync is Process.Kill: SIGKILL, no shutdown.
+        var prefix = RedisFixture.UniquePrefix("outage");
+        var store = new InMemoryChatStore();
+        string[] tuning =
+        [
+            "--ChatScale:HeartbeatInterval=00:00:01",
+            "--ChatScale:PresenceTimeout=00:00:04",
+            "--ChatScale:Dispatcher:MaxAttempts=100",
+            "--ChatScale:Dispatcher:InitialBackoff=00:00:00.1",
+            "--ChatScale:Dispatcher:MaxBackoff=00:00:00.5",
+        ];
+        await using var node1 = await SampleNode.StartAsync("outage-n1", redis.ConnectionString, prefix, store, tuning);
+        await using var node2 = await SampleNode.StartAsync("outage-n2", redis.ConnectionString, prefix, store, tuning);
+
+        var (aliceHttp, aliceToken) = await node1.SignInAsync("alice");
+        var (bobHttp, bobToken) = await node2.SignInAsync("bob");
+        using var _a = aliceHttp;
+        using var _b = bobHttp;
+        var created = await aliceHttp.PostAsJsonAsync("/api/conversations", new { title = "outage", participants = new[] { "bob" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var conversationId = (await created.Content.ReadFromJsonAsync<Conversation>(ChatEvents.Json))!.Id;
+
+        var alice = new Inbox(await node1.ConnectAsync(aliceToken));
+        var bob = new Inbox(await node2.ConnectAsync(bobToken));
+        await Eventually.TrueAsync(async () => (await node1.Registry.LocateAsync(["bob"])).OfflineUsers.Count == 0
+            && (await node2.Registry.LocateAsync(["alice"])).OfflineUsers.Count == 0, "both users online in presence");
+
+        // The steady stream: alice -> bob through node 1's API, bob -> alice through node 2's.
+        var toBob = new ConcurrentQueue<string>();
+        var toAlice = new ConcurrentQueue<string>();
+        var apiFailures = 0;
+        using var stopStream = new CancellationTokenSource();
+        var stream = Task.WhenAll(
+            SendLoopAsync(aliceHttp, conversationId, "a", toBob, () => Interlocked.Increment(ref apiFailures), stopStream.Token),
+            SendLoopAsync(bobHttp, conversationId, "b", toAlice, () => Interlocked.Increment(ref apiFailures), stopStream.Token));
+
+        await Eventually.TrueAsync(() => bob.Messages.Count >= 20 && alice.Messages.Count >= 20, "the stream flowing before the outage");
+
+        // SIGKILL.
+        var killedAt = Stopwatch.StartNew();
+        await redis.StopAsync();
+        var sentAtKill = toBob.Count + toAlice.Count;
+
+        // Publishing while Redis is down fails at once with BackplaneUnavailableException instead of queueing.
+        var failedPublishes = 0;
+        var slowestFailure = TimeSpan.Zero;
+        var outageProbe = Encoding.UTF8.GetBytes("{\"type\":\"probe\"}");
+        while (killedAt.Elapsed < Outage)
+        {
+            var clock = Stopwatch.StartNew();
+            var publish = node1.Broadcaster.PublishAsync(["bob"], outageProbe).AsTask();
+            var error = await Record.ExceptionAsync(() => publish.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.IsType<BackplaneUnavailableException>(error);
+            failedPublishes++;
+            slowestFailure = clock.Elapsed > slowestFailure ? clock.Elapsed : slowestFailure;
+            await Task.Delay(100);
+        }
+
+        await redis.StartAsync();
+        var restartedAt = killedAt.Elapsed;
+        var sentAtRestart = toBob.Count + toAlice.Count;
+
+        // Presence comes back by heartbeat (the restarted Redis is empty), and listeners resubscribe: a direct
+        // publish from node 1 reaches bob on node 2 again.
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                return (await node1.Registry.LocateAsync(["bob"])).UsersByNode.ContainsKey("outage-n2")
+                    && (await node2.Registry.LocateAsync(["alice"])).UsersByNode.ContainsKey("outage-n1");
+            }
+            catch (BackplaneUnavailableException)
+            {
+                return false;
+            }
+        }, "presence restored by heartbeat", TimeSpan.FromSeconds(60));
+        var presenceBackAt = killedAt.Elapsed;
+
+        var probesBefore = bob.Probes;
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                await node1.Broadcaster.PublishAsync(["bob"], outageProbe);
+            }
+            catch (BackplaneUnavailableException)
+            {
+                return false;
+            }
+
+            return bob.Probes > probesBefore;
+        }, "node 2 resubscribed (a publish from node 1 reaches bob)", TimeSpan.FromSeconds(60));
+        var resubscribedAt = killedAt.Elapsed;
+
+        var streamRecovered = bob.Messages.Count;
+        await Eventually.TrueAsync(() => bob.Messages.Count >= streamRecovered + 20, "the stream flowing after recovery", TimeSpan.FromSeconds(60));
+        await stopStream.CancelAsync();
+        await stream;
+
+        // Every accepted job ran to completion (none dead-lettered), and the dispatchers drained.
+        await Eventually.TrueAsync(async () =>
+        {
+            var s1 = await node1.Dispatcher.GetStatisticsAsync();
+            var s2 = await node2.Dispatcher.GetStatisticsAsync();
+            return s1.Pending + s1.InFlight + s2.Pending + s2.InFlight == 0;
+        }, "both dispatchers drained", TimeSpan.FromSeconds(60));
+        Assert.Equal(0, (await node1.Dispatcher.GetStatisticsAsync()).DeadLettered);
+        Assert.Equal(0, (await node2.Dispatcher.GetStatisticsAsync()).DeadLettered);
+
+        // A final marker per direction: jobs of one conversation run in order, so once it arrives, everything before
+        // it was either delivered or lost for good.
+        var markerA = await SendAsync(aliceHttp, conversationId, "marker-a");
+        var markerB = await SendAsync(bobHttp, conversationId, "marker-b");
+        toBob.Enqueue(markerA);
+        toAlice.Enqueue(markerB);
+        await Eventually.TrueAsync(() => bob.Messages.ContainsKey(markerA) && alice.Messages.ContainsKey(markerB), "the final markers delivered");
+
+        var lostToBob = toBob.Where(id => !bob.Messages.ContainsKey(id)).ToList();
+        var lostToAlice = toAlice.Where(id => !alice.Messages.ContainsKey(id)).ToList();
+        var pushedToBob = node1.Notifications.For("bob").Count;
+        var pushedToAlice = node2.Notifications.For("alice").Count;
+        output.WriteLine($"accepted: {toBob.Count} to bob, {toAlice.Count} to alice; API failures: {apiFailures}");
+        output.WriteLine($"sent before kill: {sentAtKill}, before restart: {sentAtRestart}; outage {restartedAt.TotalSeconds:F2} s");
+        output.WriteLine($"publishes during outage: {failedPublishes} failed fast, slowest failure {slowestFailure.TotalMilliseconds:F0} ms");
+        output.WriteLine($"presence back at {presenceBackAt.TotalSeconds:F2} s, resubscribed at {resubscribedAt.TotalSeconds:F2} s after the kill");
+        output.WriteLine($"lost live (at-most-once pub/sub): {lostToBob.Count} to bob, {lostToAlice.Count} to alice; offline pushes recorded instead: {pushedToBob} bob, {pushedToAlice} alice");
+
+        Assert.Equal(0, apiFailures);
+        Assert.True(failedPublishes > 0);
+
+        // Catch-up: the history endpoint (store of record) has every accepted message, so received + history is all.
+        Assert.Empty(toBob.Except(await HistoryAsync(bobHttp, conversationId)));
+        Assert.Empty(toAlice.Except(await HistoryAsync(aliceHttp, conversationId)));
+
+        // The hosts stayed up and report healthy again.
+        Assert.Equal(HttpStatusCode.OK, (await aliceHttp.GetAsync("/health")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await bobHttp.GetAsync("/health")).StatusCode);
+        await alice.DisposeAsync();
+        await bob.DisposeAsync();
+    }
+
+    private static async Task SendLoopAsync(HttpClient http, string conversationId, string tag, ConcurrentQueue<string> accepted, Action failed, CancellationToken stop)
+    {
+        var n = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                accepted.Enqueue(await SendAsync(http, conversationId, $"{tag}-{n++}"));
+            }
+            catch (HttpRequestException)
+            {
+                failed();
+            }
+
+            try
+            {
+                await Task.Delay(SendEvery, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static async Task<string> SendAsync(HttpClient http, string conversationId, string text)
+    {
+        var response = await http.PostAsJsonAsync($"/api/conversations/{conversationId}/messages", new { text });
+        if (response.StatusCode != HttpStatusCode.Accepted)
+        {
+            throw new HttpRequestException($"Send answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+
+        return (await response.Content.ReadFromJsonAsync<ChatMessage>(ChatEvents.Json))!.Id;
+    }
+
+    private static async Task<HashSet<string>> HistoryAsync(HttpClient http, string conversationId)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        string? after = null;
+        while (true)
+        {
+            var page = (await http.GetFromJsonAsync<MessagePageDto>($"/api/conversations/{conversationId}/messages?limit=200{(after is null ? string.Empty : "&after=" + after)}", ChatEvents.Json))!;
+            if (page.Messages.Count == 0)
+            {
+                return ids;
+            }
+
+            foreach (var message in page.Messages)
+            {
+                ids.Add(message.Id);
+            }
+
+            after = page.Messages.MaxBy(m => m.Id, StringComparer.Ordinal)!.Id;
+        }
+    }
+
+    private sealed record MessagePageDto(IReadOnlyList<ChatMessage> Messages);
+
+    /// <summary>Reads one socket in the background and records the message ids and probes it receives.</summary>
+    private sealed class Inbox : IAsyncDisposable
+    {
+        private readonly ClientWebSocket _socket;
+        private readonly Task _loop;
+        private int _probes;
+
+        public Inbox(ClientWebSocket socket)
+        {
+            _socket = socket;
+            _loop = Task.Run(ReadAsync);
+        }
+
+        public ConcurrentDictionary<string, bool> Messages { get; } = new(StringComparer.Ordinal);
+
+        public int Probes => Volatile.Read(ref _probes);
+
+        public async ValueTask DisposeAsync()
+        {
+            await _socket.CloseQuietlyAsync();
+            await _loop;
+        }
+
+        private async Task ReadAsync()
+        {
+            var buffer = new byte[64 * 1024];
+            using var frame = new MemoryStream();
+            try
+            {
+                while (true)
+                {
+                    var result = await _socket.ReceiveAsync(buffer, CancellationToken.None);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        return;
+                    }
+
+                    frame.Write(buffer, 0, result.Count);
+                    if (!result.EndOfMessage)
+                    {
+                        continue;
+                    }
+
+                    using var json = JsonDocument.Parse(frame.ToArray());
+                    frame.SetLength(0);
+                    var type = json.RootElement.GetProperty("type").GetString();
+                    if (type == "probe")
+                    {
+                        Interlocked.Increment(ref _probes);
+                    }
+                    else if (type == "message")
+                    {
+                        Messages[json.RootElement.GetProperty("message").GetProperty("id").GetString()!] = true;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                // Closed by the test.
+            }
+        }
+    }
+}
