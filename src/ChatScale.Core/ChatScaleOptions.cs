@@ -20,6 +20,13 @@ public sealed class ChatScaleOptions
     /// <summary>What to do when a connection's send queue is full. Default <see cref="ChatScale.SlowConsumerPolicy.DropOldest"/>.</summary>
     public SlowConsumerPolicy SlowConsumerPolicy { get; set; } = SlowConsumerPolicy.DropOldest;
 
+    /// <summary>
+    /// Under <see cref="SlowConsumerPolicy.Close"/>, how long the frame already being written to a client whose queue
+    /// overflowed may still take before the connection is aborted; once it is written, the client gets the 1008 close
+    /// frame (queued frames are discarded). Default 10 s.
+    /// </summary>
+    public TimeSpan SlowConsumerCloseTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The largest frame a client may send, in bytes; larger ones close the connection with 1009. Default 64 KiB.</summary>
     public int MaxIncomingFrameBytes { get; set; } = 64 * 1024;
 

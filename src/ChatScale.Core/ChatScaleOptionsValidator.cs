@@ -30,6 +30,7 @@ public sealed class ChatScaleOptionsValidator : IValidateOptions<ChatScaleOption
             failures.Add($"{P}{nameof(options.SlowConsumerPolicy)} must be DropOldest or Close (was {(int)options.SlowConsumerPolicy}).");
         }
 
+        PositiveTime(options.SlowConsumerCloseTimeout, nameof(options.SlowConsumerCloseTimeout));
         Positive(options.MaxIncomingFrameBytes, nameof(options.MaxIncomingFrameBytes));
         Positive(options.MaxPayloadBytes, nameof(options.MaxPayloadBytes));
         if (options.MaxPayloadBytes > EnvelopeLimits.MaxPayloadBytes)

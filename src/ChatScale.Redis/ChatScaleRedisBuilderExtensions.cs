@@ -14,8 +14,8 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class ChatScaleRedisBuilderExtensions
 {
     /// <summary>
-    /// Uses Redis for <see cref="IMessageBroadcaster"/> (pub/sub backplane) and <see cref="IConnectionRegistry"/>
-    /// (presence), and adds the hosted services that listen to the backplane and sweep dead nodes' presence.
+    /// Uses Redis for <see cref="IMessageBroadcaster"/> (pub/sub backplane), <see cref="IConnectionRegistry"/>
+    /// (presence) and <see cref="IBackgroundDispatcher"/> (<see cref="RedisStreamDispatcher"/>), and adds the hosted services that listen to the backplane and sweep dead nodes' presence.
     /// </summary>
     /// <remarks>
     /// <para>Options bind from the <c>ChatScale:Redis</c> configuration section when an <see cref="IConfiguration"/> is
@@ -66,6 +66,10 @@ public static class ChatScaleRedisBuilderExtensions
         services.TryAddSingleton<RedisConnectionRegistry>();
         services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry>(static provider => provider.GetRequiredService<RedisConnectionRegistry>()));
         services.Replace(ServiceDescriptor.Singleton<IMessageBroadcaster, RedisMessageBroadcaster>());
+
+        // Durable, ordered jobs on Redis Streams; the host starts it like the in-memory one (it is an IHostedService).
+        services.TryAddSingleton<RedisStreamDispatcher>();
+        services.Replace(ServiceDescriptor.Singleton<IBackgroundDispatcher>(static provider => provider.GetRequiredService<RedisStreamDispatcher>()));
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RedisBackplaneListener>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PresenceSweeper>());

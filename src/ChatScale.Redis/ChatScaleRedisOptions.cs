@@ -48,4 +48,7 @@ public sealed class ChatScaleRedisOptions
     /// Default 30 s.
     /// </summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Options of the Redis Streams background dispatcher.</summary>
+    public RedisDispatcherOptions Dispatcher { get; set; } = new();
 }

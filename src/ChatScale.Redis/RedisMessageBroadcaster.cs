@@ -75,18 +75,27 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
             return new PublishResult(messageId, 0, []);
         }
 
-        if (_mode == RedisRoutingMode.Broadcast)
+        // An id the wire format cannot carry (too long, not well-formed) can never be connected: it is reported
+        // offline instead of failing the publish to everyone else.
+        var (recipients, unreachable) = SplitUnencodable(userIds);
+        if (recipients.Count == 0)
         {
-            var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, userIds, payload.Span);
-            await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
-            return new PublishResult(messageId, 1, []);
+            return new PublishResult(messageId, 0, unreachable);
         }
 
-        var lookup = await _registry.LocateAsync(userIds, cancellationToken).ConfigureAwait(false);
+        if (_mode == RedisRoutingMode.Broadcast)
+        {
+            var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, recipients, payload.Span);
+            await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
+            return new PublishResult(messageId, 1, unreachable);
+        }
+
+        var lookup = await _registry.LocateAsync(recipients, cancellationToken).ConfigureAwait(false);
+        var offline = unreachable.Count == 0 ? lookup.OfflineUsers : [.. lookup.OfflineUsers, .. unreachable];
         var count = lookup.UsersByNode.Count;
         if (count == 0)
         {
-            return new PublishResult(messageId, 0, lookup.OfflineUsers);
+            return new PublishResult(messageId, 0, offline);
         }
 
         // Issue every per-node PUBLISH before awaiting any: they are pipelined on the one connection, in order.
@@ -119,7 +128,7 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         }
 
         _metrics.Published(count);
-        return new PublishResult(messageId, count, lookup.OfflineUsers);
+        return new PublishResult(messageId, count, offline);
     }
 
     /// <inheritdoc />
@@ -163,6 +172,34 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         {
             throw new ArgumentException($"The payload is {payload.Length} bytes; ChatScale:MaxPayloadBytes allows {_maxPayloadBytes}.", nameof(payload));
         }
+    }
+
+    private static (IReadOnlyList<string> Recipients, IReadOnlyList<string> Unreachable) SplitUnencodable(IReadOnlyList<string> userIds)
+    {
+        List<string>? recipients = null;
+        List<string>? unreachable = null;
+        for (var i = 0; i < userIds.Count; i++)
+        {
+            if (EnvelopeCodec.CanEncodeUserId(userIds[i]))
+            {
+                recipients?.Add(userIds[i]);
+            }
+            else
+            {
+                if (recipients is null)
+                {
+                    recipients = new List<string>(userIds.Count);
+                    for (var j = 0; j < i; j++)
+                    {
+                        recipients.Add(userIds[j]);
+                    }
+                }
+
+                (unreachable ??= []).Add(userIds[i]);
+            }
+        }
+
+        return (recipients ?? userIds, unreachable ?? (IReadOnlyList<string>)[]);
     }
 
     private static async Task<long> WhenAll(Task<long>[] sends)

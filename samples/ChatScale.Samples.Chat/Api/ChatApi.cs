@@ -91,7 +91,7 @@ public static class ChatApi
         // Enqueued even when the message already existed: a retried send may follow a crash between save and enqueue,
         // and the handler is idempotent, so a second broadcast is harmless while a missing one is not.
         await dispatcher.EnqueueAsync(new BroadcastMessageJob(saved.Message), orderingKey: conversation.Id, cancellationToken);
-        return Results.Accepted($"/api/conversations/{conversation.Id}/messages?after={saved.Message.Id}", saved.Message);
+        return Results.Accepted($"/api/conversations/{conversation.Id}/messages?after={saved.Message.Seq - 1}&limit=1", saved.Message);
     }
 
     private static async Task<IResult> GetMessagesAsync(
@@ -103,18 +103,13 @@ public static class ChatApi
             return denied;
         }
 
-        var errors = Validation.Page(after, before, limit);
+        var errors = Validation.Page(after, before, limit, out var afterSeq, out var beforeSeq);
         if (errors.Count > 0)
         {
             return Results.ValidationProblem(errors);
         }
 
-        var page = await store.GetMessagesAsync(
-            conversation!.Id,
-            after is null ? null : ObjectId.Parse(after).ToString(),
-            before is null ? null : ObjectId.Parse(before).ToString(),
-            limit ?? Validation.DefaultPageSize,
-            cancellationToken);
+        var page = await store.GetMessagesAsync(conversation!.Id, afterSeq, beforeSeq, limit ?? Validation.DefaultPageSize, cancellationToken);
         return Results.Ok(new MessagePage(page));
     }
 

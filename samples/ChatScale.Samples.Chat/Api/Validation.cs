@@ -1,3 +1,4 @@
+using System.Globalization;
 using ChatScale.Samples.Chat.Store;
 using MongoDB.Bson;
 
@@ -89,32 +90,46 @@ internal static class Validation
         }
         else if (request?.Id is not null && (ObjectId.Parse(request.Id).CreationTime - now.UtcDateTime).Duration() > MaxClientIdSkew)
         {
-            // Ids order history, and catching up reads "after the last id seen": an id stamped far from now would
-            // sort out of place and could be skipped by clients catching up.
+            // History is ordered by seq, not id, so this is no longer about catching up; it keeps every id's
+            // timestamp a truthful creation time (ObjectIds are read as such) and the _id index append-mostly.
             errors["id"] = [$"Its timestamp must be within {MaxClientIdSkew.TotalMinutes} minutes of the server's clock; generate it just before sending."];
         }
 
         return errors;
     }
 
-    public static Dictionary<string, string[]> Page(string? after, string? before, int? limit)
+    /// <summary>
+    /// History cursors are sequence numbers (<see cref="ChatMessage.Seq"/>, an integer ≥ 0), not message ids: ids
+    /// can sort against the order messages were saved, so "after this id" can skip one.
+    /// </summary>
+    public static Dictionary<string, string[]> Page(string? after, string? before, int? limit, out long? afterSeq, out long? beforeSeq)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        if (after is not null && !StoreIds.IsValid(after))
-        {
-            errors["after"] = ["Must be a message id."];
-        }
-
-        if (before is not null && !StoreIds.IsValid(before))
-        {
-            errors["before"] = ["Must be a message id."];
-        }
-
+        afterSeq = Cursor("after", after, errors);
+        beforeSeq = Cursor("before", before, errors);
         if (limit is < 1 or > MaxPageSize)
         {
             errors["limit"] = [$"Must be between 1 and {MaxPageSize}."];
         }
 
         return errors;
+    }
+
+    private static long? Cursor(string name, string? value, Dictionary<string, string[]> errors)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+        {
+            return seq;
+        }
+
+        errors[name] = StoreIds.IsValid(value)
+            ? ["Must be a message's seq (an integer ≥ 0), not its id: history is paged by sequence number."]
+            : ["Must be a message's seq (an integer ≥ 0)."];
+        return null;
     }
 }

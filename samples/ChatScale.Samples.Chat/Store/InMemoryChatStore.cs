@@ -1,26 +1,29 @@
+using System.Collections.Concurrent;
+
 namespace ChatScale.Samples.Chat.Store;
 
 /// <summary>
 /// The embedded default store: everything in process memory, lost on exit, private to one node. Fine for one node and
 /// for tests; two nodes need a shared store (MongoDB).
 /// </summary>
+/// <remarks>
+/// Each conversation's messages are appended under that conversation's lock, which takes the next sequence number and
+/// stores the message in one step: numbers run 1, 2, 3, ... with no holes, and a reader never sees n+1 before n.
+/// </remarks>
 public sealed class InMemoryChatStore : IChatStore
 {
-    private readonly Lock _gate = new();
-    private readonly Dictionary<string, Conversation> _conversations = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, SortedList<string, ChatMessage>> _messages = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ChatMessage> _messagesById = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConversationLog> _conversations = new(StringComparer.Ordinal);
+
+    // Ids are unique store-wide, as MongoDB's _id is in the messages collection.
+    private readonly ConcurrentDictionary<string, ChatMessage> _messagesById = new(StringComparer.Ordinal);
 
     /// <inheritdoc />
     public Task CreateConversationAsync(Conversation conversation, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(conversation);
-        lock (_gate)
+        if (!_conversations.TryAdd(conversation.Id, new ConversationLog(conversation)))
         {
-            if (!_conversations.TryAdd(conversation.Id, conversation))
-            {
-                throw new InvalidOperationException($"A conversation with id {conversation.Id} already exists.");
-            }
+            throw new InvalidOperationException($"A conversation with id {conversation.Id} already exists.");
         }
 
         return Task.CompletedTask;
@@ -28,69 +31,74 @@ public sealed class InMemoryChatStore : IChatStore
 
     /// <inheritdoc />
     public Task<Conversation?> GetConversationAsync(string conversationId, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            return Task.FromResult(_conversations.GetValueOrDefault(conversationId));
-        }
-    }
+        => Task.FromResult(_conversations.GetValueOrDefault(conversationId)?.Conversation);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, int limit, CancellationToken cancellationToken = default)
     {
-        lock (_gate)
-        {
-            IReadOnlyList<Conversation> result = _conversations.Values
-                .Where(c => c.HasParticipant(userId))
-                .OrderByDescending(c => c.Id, StringComparer.Ordinal)
-                .Take(limit)
-                .ToList();
-            return Task.FromResult(result);
-        }
+        IReadOnlyList<Conversation> result = _conversations.Values
+            .Select(log => log.Conversation)
+            .Where(c => c.HasParticipant(userId))
+            .OrderByDescending(c => c.Id, StringComparer.Ordinal)
+            .Take(limit)
+            .ToList();
+        return Task.FromResult(result);
     }
 
     /// <inheritdoc />
     public Task<AppendResult> AppendMessageAsync(ChatMessage message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        lock (_gate)
+        if (_messagesById.TryGetValue(message.Id, out var existing))
         {
-            // Ids are unique store-wide, as MongoDB's _id is in the messages collection.
-            if (_messagesById.TryGetValue(message.Id, out var existing))
+            return Task.FromResult(new AppendResult(existing, Created: false));
+        }
+
+        var log = _conversations.GetValueOrDefault(message.ConversationId)
+            ?? throw new InvalidOperationException($"Conversation {message.ConversationId} does not exist.");
+        lock (log.Gate)
+        {
+            var stored = message with { Seq = log.Messages.Count + 1 };
+
+            // Checked again under the lock: a concurrent append of this id to another conversation may have won.
+            if (!_messagesById.TryAdd(stored.Id, stored))
             {
-                return Task.FromResult(new AppendResult(existing, Created: false));
+                return Task.FromResult(new AppendResult(_messagesById[stored.Id], Created: false));
             }
 
-            if (!_messages.TryGetValue(message.ConversationId, out var list))
-            {
-                list = new SortedList<string, ChatMessage>(StringComparer.Ordinal);
-                _messages.Add(message.ConversationId, list);
-            }
-
-            list.Add(message.Id, message);
-            _messagesById.Add(message.Id, message);
-            return Task.FromResult(new AppendResult(message, Created: true));
+            log.Messages.Add(stored);
+            return Task.FromResult(new AppendResult(stored, Created: true));
         }
     }
 
     /// <inheritdoc />
-    public Task<IReadOnlyList<ChatMessage>> GetMessagesAsync(string conversationId, string? after, string? before, int limit, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<ChatMessage>> GetMessagesAsync(string conversationId, long? after, long? before, int limit, CancellationToken cancellationToken = default)
     {
-        lock (_gate)
+        if (!_conversations.TryGetValue(conversationId, out var log))
         {
-            if (!_messages.TryGetValue(conversationId, out var list))
-            {
-                return Task.FromResult<IReadOnlyList<ChatMessage>>([]);
-            }
+            return Task.FromResult<IReadOnlyList<ChatMessage>>([]);
+        }
 
-            // Lowercase hex ids of equal length: ordinal string order is ObjectId order.
-            var inRange = list.Values.Where(m =>
-                (after is null || string.CompareOrdinal(m.Id, after) > 0) &&
-                (before is null || string.CompareOrdinal(m.Id, before) < 0));
+        lock (log.Gate)
+        {
+            // No holes: the message with seq n is at index n - 1, so a seq range is an index range.
+            var start = (int)Math.Clamp(after ?? 0, 0, log.Messages.Count);
+            var end = (int)Math.Clamp((before ?? long.MaxValue) - 1, start, log.Messages.Count);
+            var count = Math.Max(0, Math.Min(limit, end - start));
             IReadOnlyList<ChatMessage> page = after is not null
-                ? inRange.Take(limit).ToList()
-                : inRange.TakeLast(limit).ToList();
+                ? log.Messages.GetRange(start, count)
+                : log.Messages.GetRange(end - count, count);
             return Task.FromResult(page);
         }
+    }
+
+    private sealed class ConversationLog(Conversation conversation)
+    {
+        public Lock Gate { get; } = new();
+
+        public Conversation Conversation { get; } = conversation;
+
+        /// <summary>In seq order; the message with seq n is at index n - 1.</summary>
+        public List<ChatMessage> Messages { get; } = [];
     }
 }

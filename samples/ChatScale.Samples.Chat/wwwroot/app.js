@@ -1,7 +1,9 @@
 // ChatScale sample client: no framework, no build step.
 // Flow: sign in (dev token) -> WebSocket /ws?access_token=... for live messages -> HTTP API for everything else.
-// On every (re)connect the open conversation catches up with GET .../messages?after=<last id seen>, so messages sent
-// while the socket was down are not lost; messages are kept by id, so one seen twice is shown once.
+// Every message carries seq, its number in its conversation (1, 2, 3, ...). The page keeps the last contiguous seq of
+// the open conversation (every number up to it is shown) and fetches GET .../messages?after=<that seq> on every
+// (re)connect and whenever a live message skips a number, so nothing sent while the socket was down, or published
+// out of order by another node, is lost. Messages are kept by id and seq, so one seen twice is shown once.
 'use strict';
 
 (() => {
@@ -11,9 +13,16 @@
     user: null,
     token: null,
     conversations: new Map(),   // id -> conversation
-    unread: new Map(),          // id -> count
+    unread: new Map(),          // conversation id -> Set of unread message ids (a re-sent frame counts once)
     current: null,              // open conversation id
     messages: new Map(),        // id -> message, of the open conversation
+    bySeq: new Map(),           // seq -> message, of the open conversation
+    lastSeq: 0,                 // last contiguous seq of the open conversation: every number up to it is shown (or a hole)
+    maxSeq: 0,                  // highest seq shown; above lastSeq means a gap to fill
+    loading: null,              // live messages that arrived while the open conversation's first page was loading
+    filling: null,              // the running gap fill (one at a time)
+    refill: false,              // a gap appeared while filling: fill again
+    holeCheck: null,            // timer of the delayed second look at a gap nothing filled
     socket: null,
     attempt: 0,
     reconnectTimer: null,
@@ -123,7 +132,7 @@
       li.textContent = conversationName(c);
       li.title = c.participants.join(', ');
       li.classList.toggle('active', c.id === state.current);
-      const unread = state.unread.get(c.id);
+      const unread = state.unread.get(c.id)?.size;
       if (unread) {
         const badge = document.createElement('span');
         badge.className = 'unread';
@@ -145,6 +154,12 @@
   async function openConversation(id) {
     state.current = id;
     state.messages = new Map();
+    state.bySeq = new Map();
+    state.lastSeq = 0;
+    state.maxSeq = 0;
+    state.loading = [];
+    clearTimeout(state.holeCheck);
+    state.holeCheck = null;
     state.unread.delete(id);
     const c = state.conversations.get(id);
     $('conversation').hidden = false;
@@ -152,38 +167,106 @@
     $('conversation-title').textContent = c ? conversationName(c) : '';
     $('messages').replaceChildren();
     renderConversations();
-    const page = await api('GET', `/api/conversations/${id}/messages?limit=${PAGE}`);
+    let page;
+    try {
+      page = await api('GET', `/api/conversations/${id}/messages?limit=${PAGE}`);
+    } catch (error) {
+      if (state.current !== id) return;
+      // Live messages must not stay parked: show them and let the gap fill fetch from the start.
+      console.warn('loading the conversation failed', error);
+      page = { messages: [] };
+    }
     if (state.current !== id) return;
-    page.messages.forEach(addMessage);
-    $('older').hidden = page.messages.length < PAGE;
+    // The newest page: numbers below its first one are older history ("older" button), not a gap.
+    state.lastSeq = page.messages.length ? page.messages[0].seq - 1 : 0;
+    const arrived = state.loading;
+    state.loading = null;
+    accept([...page.messages, ...arrived]);
+    $('older').hidden = page.messages.length < PAGE || page.messages[0].seq === 1;
+    if (state.maxSeq > state.lastSeq) fillGaps();
     refreshPresence();
   }
 
   async function loadOlder() {
     const id = state.current;
-    const oldest = [...state.messages.keys()].sort()[0];
-    const page = await api('GET', `/api/conversations/${id}/messages?limit=${PAGE}${oldest ? `&before=${oldest}` : ''}`);
+    const oldest = Math.min(...state.bySeq.keys());
+    const page = await api('GET', `/api/conversations/${id}/messages?limit=${PAGE}${Number.isFinite(oldest) ? `&before=${oldest}` : ''}`);
     if (state.current !== id) return;
-    page.messages.forEach(addMessage);
-    $('older').hidden = page.messages.length < PAGE;
+    accept(page.messages);
+    $('older').hidden = page.messages.length < PAGE || page.messages[0].seq === 1;
   }
 
-  // Fetches what the open conversation missed while the socket was down, page by page.
-  async function catchUp() {
+  // Adds messages of the open conversation and moves lastSeq over every number now shown without a gap.
+  function accept(messages) {
+    messages.forEach(addMessage);
+    while (state.bySeq.has(state.lastSeq + 1)) state.lastSeq += 1;
+  }
+
+  // Fetches everything after the last contiguous seq: on (re)connect, and when a message skipped a number. One fill
+  // runs at a time; a gap found meanwhile makes it go round again. Resolves to whether the fetches succeeded.
+  function fillGaps() {
     const id = state.current;
-    if (!id) return;
-    try {
-      for (;;) {
-        const newest = [...state.messages.keys()].sort().at(-1);
-        const query = newest ? `after=${newest}&limit=200` : `limit=${PAGE}`;
-        const page = await api('GET', `/api/conversations/${id}/messages?${query}`);
-        if (state.current !== id) return;
-        page.messages.forEach(addMessage);
-        if (!newest || page.messages.length < 200) return;
-      }
-    } catch (error) {
-      console.warn('catch-up failed', error);
+    if (!id || state.loading) return Promise.resolve(false);
+    if (state.filling) {
+      state.refill = true;
+      return state.filling;
     }
+    state.filling = (async () => {
+      try {
+        do {
+          state.refill = false;
+          await fetchAfter(id, state.lastSeq);
+        } while (state.refill && state.current === id);
+        if (state.current === id && state.maxSeq > state.lastSeq) expectHoles(id);
+        return true;
+      } catch (error) {
+        console.warn('catch-up failed', error);
+        return false;
+      } finally {
+        state.filling = null;
+      }
+    })();
+    return state.filling;
+  }
+
+  async function fetchAfter(id, after) {
+    for (;;) {
+      const page = await api('GET', `/api/conversations/${id}/messages?after=${after}&limit=200`);
+      if (state.current !== id) return;
+      accept(page.messages);
+      if (page.messages.length < 200) return;
+      after = page.messages.at(-1).seq;
+    }
+  }
+
+  // A number still missing after a fetch is either being saved right now (the server takes the number, then saves the
+  // message: another node's later message can be visible first), or a hole: a number taken and never used (a node
+  // died in between, or two retries of one send raced). Look again a little later; what is still missing then is a
+  // hole, and lastSeq moves past it. Should it turn out to be a late message after all, its live frame still shows it.
+  function expectHoles(id) {
+    if (state.holeCheck) return;   // one look at a time; it covers every number missing when it runs
+    const upTo = state.maxSeq;
+    const timer = setTimeout(async () => {
+      try {
+        if (state.current !== id) return;
+        // Only a successful fetch can show that nothing was saved under a number; a failed one leaves the gap open
+        // for the next reconnect or live message.
+        const fetched = await fillGaps();
+        if (!fetched || state.current !== id || state.lastSeq >= upTo) return;
+        console.info(`seq ${state.lastSeq + 1}..${upTo}: nothing saved under the missing numbers, moving past them`);
+        state.lastSeq = upTo;
+        accept([]);
+      } finally {
+        if (state.holeCheck === timer) state.holeCheck = null;
+      }
+      if (state.current === id && state.maxSeq > state.lastSeq) expectHoles(id);
+    }, 5000);
+    state.holeCheck = timer;
+  }
+
+  // On every (re)connect: what the open conversation missed while the socket was down.
+  function catchUp() {
+    fillGaps();
   }
 
   async function refreshPresence() {
@@ -207,10 +290,18 @@
   // ---- Messages ---------------------------------------------------------------------------------------------
   function receive(message) {
     if (message.conversationId === state.current) {
-      addMessage(message);
+      if (state.loading) {
+        state.loading.push(message);
+        return;
+      }
+      accept([message]);
+      // A skipped number: another node's message was published out of order, or one was missed. Fetch across it.
+      if (state.maxSeq > state.lastSeq) fillGaps();
       return;
     }
-    state.unread.set(message.conversationId, (state.unread.get(message.conversationId) ?? 0) + 1);
+    const unread = state.unread.get(message.conversationId) ?? new Set();
+    unread.add(message.id);
+    state.unread.set(message.conversationId, unread);
     if (state.conversations.has(message.conversationId)) {
       renderConversations();
     } else {
@@ -218,12 +309,15 @@
     }
   }
 
-  // Keeps messages unique by id and in id order (ids are ObjectIds: they sort by time as strings).
+  // Keeps messages unique by id and seq, shown in seq order.
   function addMessage(message) {
-    if (state.messages.has(message.id)) return;
+    if (state.messages.has(message.id) || state.bySeq.has(message.seq)) return;
     state.messages.set(message.id, message);
+    state.bySeq.set(message.seq, message);
+    state.maxSeq = Math.max(state.maxSeq, message.seq);
     const li = document.createElement('li');
     li.dataset.id = message.id;
+    li.dataset.seq = message.seq;
     const sender = document.createElement('span');
     sender.className = 'sender';
     sender.textContent = message.sender;
@@ -237,14 +331,16 @@
     li.append(sender, text, time);
 
     const list = $('messages');
-    const next = [...list.children].find((other) => other.dataset.id > message.id);
+    const next = [...list.children].find((other) => Number(other.dataset.seq) > message.seq);
     list.insertBefore(li, next ?? null);
     if (!next) list.scrollTop = list.scrollHeight;
   }
 
   async function send(text) {
     const saved = await api('POST', `/api/conversations/${state.current}/messages`, { text });
-    if (saved.conversationId === state.current) addMessage(saved);
+    if (saved.conversationId !== state.current || state.loading) return;
+    accept([saved]);
+    if (state.maxSeq > state.lastSeq) fillGaps();   // others wrote in between: their frames may still be on the way
   }
 
   // ---- Wiring -----------------------------------------------------------------------------------------------

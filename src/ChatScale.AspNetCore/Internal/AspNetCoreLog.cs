@@ -15,6 +15,9 @@ internal static partial class AspNetCoreLog
     [LoggerMessage(3003, LogLevel.Warning, "WebSocket request of an authenticated user rejected with 401: IUserIdResolver found no user id (the default reads the NameIdentifier claim, then 'sub').")]
     public static partial void NoUserId(ILogger logger);
 
+    [LoggerMessage(3011, LogLevel.Warning, "WebSocket request rejected with 403: the user id ({Length} chars) is longer than 1,024 UTF-8 bytes or not well-formed UTF-16, so ChatScale could never deliver to it.")]
+    public static partial void UserIdUnusable(ILogger logger, int length);
+
     [LoggerMessage(3004, LogLevel.Error, "Registering presence of connection {ConnectionId} of user {UserId} failed; the request gets 503.")]
     public static partial void RegisterFailed(ILogger logger, Exception exception, string connectionId, string userId);
 

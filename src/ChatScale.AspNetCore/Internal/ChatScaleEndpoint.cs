@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Unicode;
+using ChatScale.Backplane;
 using ChatScale.Connections;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -84,6 +85,14 @@ internal sealed class ChatScaleEndpoint
             }
 
             Reject(context, StatusCodes.Status401Unauthorized, "unauthenticated", "no authenticated user");
+            return;
+        }
+
+        // An id the backplane cannot carry could never receive a message, and would be listed in presence: refuse it.
+        if (!EnvelopeCodec.CanEncodeUserId(userId))
+        {
+            AspNetCoreLog.UserIdUnusable(_logger, userId.Length);
+            Reject(context, StatusCodes.Status403Forbidden, "user_id", "user id not usable");
             return;
         }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Unicode;
 
 namespace ChatScale.Backplane;
 
@@ -19,6 +20,9 @@ public static class EnvelopeCodec
 {
     /// <summary>The version this codec writes and the only one it reads.</summary>
     public const byte CurrentVersion = 1;
+
+    /// <summary>The longest user id the wire format carries, in UTF-8 bytes.</summary>
+    public const int MaxUserIdBytes = EnvelopeLimits.MaxUserIdBytes;
 
     private const byte Magic = 0xC5;
     private const int GuidBytes = 16;
@@ -87,6 +91,35 @@ public static class EnvelopeCodec
         return buffer;
     }
 
+    /// <summary>
+    /// Whether <paramref name="userId"/> can travel in an envelope: non-empty, well-formed UTF-16 (no unpaired
+    /// surrogate) and at most <see cref="MaxUserIdBytes"/> bytes of UTF-8. Ids that cannot are never reachable.
+    /// </summary>
+    /// <param name="userId">The user id.</param>
+    /// <returns><see langword="true"/> when the id can be a recipient.</returns>
+    public static bool CanEncodeUserId(string? userId)
+    {
+        if (string.IsNullOrEmpty(userId) || userId.Length > EnvelopeLimits.MaxUserIdBytes)
+        {
+            return false;
+        }
+
+        // Fast path for the usual id: without surrogates it is well-formed, and 341 chars are at most 1,023 bytes.
+        if (userId.Length <= EnvelopeLimits.MaxUserIdBytes / 3 && userId.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            return StrictUtf8.GetByteCount(userId) <= EnvelopeLimits.MaxUserIdBytes;
+        }
+        catch (EncoderFallbackException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Decodes an envelope. The returned payload is a slice of <paramref name="data"/>, not a copy.</summary>
     /// <param name="data">The received bytes.</param>
     /// <param name="maxPayloadBytes">The largest payload to accept (normally <see cref="ChatScaleOptions.MaxPayloadBytes"/>).</param>
@@ -138,11 +171,30 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException($"Recipient count {count} exceeds the limit or the remaining input.");
         }
 
-        var recipients = count == 0 ? Array.Empty<string>() : new string[count];
-        for (var i = 0; i < recipients.Length; i++)
+        // Recipients are validated here but kept as UTF-8: the receiving node looks them up without a string each.
+        var recipientsStart = pos;
+        for (var i = 0; i < count; i++)
         {
-            recipients[i] = ReadString(span, ref pos, EnvelopeLimits.MaxUserIdBytes, "recipient");
+            var length = ReadVarInt(span, ref pos, "recipient length");
+            if (length > EnvelopeLimits.MaxUserIdBytes)
+            {
+                throw new EnvelopeFormatException($"The recipient is {length} bytes; the limit is {EnvelopeLimits.MaxUserIdBytes}.");
+            }
+
+            if (length > (uint)(span.Length - pos))
+            {
+                throw new EnvelopeFormatException("Envelope truncated in the recipient.");
+            }
+
+            if (!Utf8.IsValid(span.Slice(pos, (int)length)))
+            {
+                throw new EnvelopeFormatException("The recipient is not valid UTF-8.");
+            }
+
+            pos += (int)length;
         }
+
+        var recipients = data[recipientsStart..pos];
 
         var payloadLength = ReadVarInt(span, ref pos, "payload length");
         var limit = Math.Min(maxPayloadBytes, EnvelopeLimits.MaxPayloadBytes);
@@ -156,7 +208,29 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException($"Payload length {payloadLength} does not match the {span.Length - pos} bytes remaining.");
         }
 
-        return new BackplaneEnvelope(kind, origin, messageId, recipients, data.Slice(pos, (int)payloadLength));
+        return new BackplaneEnvelope(kind, origin, messageId, (int)count, recipients, data.Slice(pos, (int)payloadLength));
+    }
+
+    /// <summary>Reads the next recipient of a validated recipients block written by <see cref="Encode"/>.</summary>
+    internal static ReadOnlySpan<byte> NextRecipient(ReadOnlySpan<byte> block, ref int pos)
+    {
+        var length = (int)ReadVarInt(block, ref pos, "recipient length");
+        var utf8 = block.Slice(pos, length);
+        pos += length;
+        return utf8;
+    }
+
+    /// <summary>Creates the recipient strings of a validated recipients block.</summary>
+    internal static string[] ReadRecipients(ReadOnlySpan<byte> block, int count)
+    {
+        var recipients = count == 0 ? [] : new string[count];
+        var pos = 0;
+        for (var i = 0; i < recipients.Length; i++)
+        {
+            recipients[i] = StrictUtf8.GetString(NextRecipient(block, ref pos));
+        }
+
+        return recipients;
     }
 
     private static int CheckedByteCount(string value, int max, string paramName)

@@ -22,8 +22,10 @@ public sealed class ClientConnection
     private readonly ILogger _logger;
     private readonly SlowConsumerPolicy _policy;
     private readonly int _capacity;
+    private readonly TimeSpan _slowConsumerCloseTimeout;
     private readonly CancellationTokenSource _stop = new();
     private int _state;
+    private volatile bool _discardQueued;
     private long _dropped;
     private ConnectionCloseStatus? _closeStatus;
     private string _closeDescription = string.Empty;
@@ -38,6 +40,7 @@ public sealed class ClientConnection
         _logger = logger;
         _policy = options.SlowConsumerPolicy;
         _capacity = options.SendQueueCapacity;
+        _slowConsumerCloseTimeout = options.SlowConsumerCloseTimeout;
         var channelOptions = new BoundedChannelOptions(_capacity)
         {
             SingleReader = true,
@@ -141,7 +144,11 @@ public sealed class ClientConnection
         _owner.Remove(this);
         if (!drain)
         {
-            _stop.Cancel();
+            // Drop what is queued, but do not cancel the frame being written: cancelling a WebSocket send aborts the
+            // socket, and the client would never see why it was closed. Let that frame finish within the timeout,
+            // then the close frame follows; past the timeout the send is cancelled (and the socket aborted).
+            _discardQueued = true;
+            _stop.CancelAfter(_slowConsumerCloseTimeout);
         }
 
         return true;
@@ -158,12 +165,12 @@ public sealed class ClientConnection
             // the token stops the loop between frames and inside a send.
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                while (!token.IsCancellationRequested && reader.TryRead(out var frame))
+                while (!token.IsCancellationRequested && !_discardQueued && reader.TryRead(out var frame))
                 {
                     await _transport.SendAsync(frame, token).ConfigureAwait(false);
                 }
 
-                if (token.IsCancellationRequested)
+                if (token.IsCancellationRequested || _discardQueued)
                 {
                     break;
                 }

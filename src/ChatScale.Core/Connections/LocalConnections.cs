@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Text;
+using ChatScale.Backplane;
 using ChatScale.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -7,17 +9,18 @@ using Microsoft.Extensions.Options;
 namespace ChatScale.Connections;
 
 /// <summary>
-/// The local fan-out engine: every client connection held by this node, by user. <see cref="Deliver"/> queues one
+/// The local fan-out engine: every client connection held by this node, by user. <see cref="Deliver(IReadOnlyList{string}, ReadOnlyMemory{byte})"/> queues one
 /// shared frame on each recipient's connections without waiting for any socket and without allocating per
 /// recipient; each connection's writer loop does the sending.
 /// </summary>
 /// <remarks>
 /// Thread-safe: connects, disconnects and deliveries may run concurrently. A connection added before a
-/// <see cref="Deliver"/> call starts receives that frame; one removed before it starts does not.
+/// <see cref="Deliver(IReadOnlyList{string}, ReadOnlyMemory{byte})"/> call starts receives that frame; one removed before it starts does not.
 /// </remarks>
 public sealed class LocalConnections : IDisposable
 {
     private readonly ConcurrentDictionary<string, UserConnections> _byUser = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, UserConnections>.AlternateLookup<ReadOnlySpan<char>> _byUserSpan;
     private readonly ConcurrentDictionary<string, ClientConnection> _byId = new(StringComparer.Ordinal);
     private readonly ChatScaleOptions _options;
     private readonly ChatScaleMetrics _metrics;
@@ -31,6 +34,7 @@ public sealed class LocalConnections : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
+        _byUserSpan = _byUser.GetAlternateLookup<ReadOnlySpan<char>>();
         _metrics = new ChatScaleMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<LocalConnections>() ?? NullLogger.Instance;
         _metrics.ObserveQueueDepth(TotalQueuedFrames);
@@ -44,7 +48,7 @@ public sealed class LocalConnections : IDisposable
 
     /// <summary>
     /// Adds a connection for <paramref name="userId"/> and starts its writer loop. The connection receives every
-    /// <see cref="Deliver"/> that starts after this returns.
+    /// <see cref="Deliver(IReadOnlyList{string}, ReadOnlyMemory{byte})"/> that starts after this returns.
     /// </summary>
     /// <param name="userId">The authenticated user.</param>
     /// <param name="transport">The transport to write frames to.</param>
@@ -96,14 +100,46 @@ public sealed class LocalConnections : IDisposable
         {
             if (_byUser.TryGetValue(userIds[i], out var entry))
             {
-                var items = entry.Items;
-                for (var j = 0; j < items.Length; j++)
-                {
-                    if (items[j].TryEnqueue(payload))
-                    {
-                        queued++;
-                    }
-                }
+                queued += entry.Enqueue(payload);
+            }
+        }
+
+        _metrics.Delivered(queued);
+        return queued;
+    }
+
+    /// <summary>
+    /// Delivers a decoded backplane envelope: its payload to every connection here of each recipient it lists (or to
+    /// every connection, for <see cref="EnvelopeKind.All"/>). Recipients are looked up straight from the received
+    /// UTF-8, without creating a string per recipient.
+    /// </summary>
+    /// <param name="envelope">The envelope, as returned by <see cref="EnvelopeCodec.Decode"/>.</param>
+    /// <returns>How many connections the payload was queued on.</returns>
+    public int Deliver(BackplaneEnvelope envelope)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (envelope.Kind == EnvelopeKind.All)
+        {
+            return DeliverToAll(envelope.Payload);
+        }
+
+        if (!envelope.HasEncodedRecipients)
+        {
+            return Deliver(envelope.Recipients, envelope.Payload);
+        }
+
+        // A user id is at most MaxUserIdBytes of UTF-8, hence at most as many UTF-16 chars.
+        Span<char> userId = stackalloc char[EnvelopeLimits.MaxUserIdBytes];
+        var block = envelope.EncodedRecipients.Span;
+        var payload = envelope.Payload;
+        var queued = 0;
+        var pos = 0;
+        for (var i = 0; i < envelope.RecipientCount; i++)
+        {
+            var chars = Encoding.UTF8.GetChars(EnvelopeCodec.NextRecipient(block, ref pos), userId);
+            if (_byUserSpan.TryGetValue(userId[..chars], out var entry))
+            {
+                queued += entry.Enqueue(payload);
             }
         }
 
@@ -222,5 +258,20 @@ public sealed class LocalConnections : IDisposable
         }
 
         public bool Dead { get; set; }
+
+        public int Enqueue(ReadOnlyMemory<byte> payload)
+        {
+            var items = _items;
+            var queued = 0;
+            for (var j = 0; j < items.Length; j++)
+            {
+                if (items[j].TryEnqueue(payload))
+                {
+                    queued++;
+                }
+            }
+
+            return queued;
+        }
     }
 }

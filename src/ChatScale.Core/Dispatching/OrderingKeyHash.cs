@@ -7,14 +7,21 @@ namespace ChatScale.Dispatching;
 /// <see cref="string.GetHashCode()"/> it is the same in every process and every .NET version, so any component that
 /// partitions by key (in memory or in Redis) can agree on where a key lives.
 /// </summary>
-internal static class OrderingKeyHash
+/// <remarks>
+/// Public so that every dispatcher package (ChatScale.Redis, or a third-party one) shares this one definition instead
+/// of copying it: a key must land in the same lane or partition no matter which package or node computes it.
+/// </remarks>
+public static class OrderingKeyHash
 {
     private const uint OffsetBasis = 2166136261;
     private const uint Prime = 16777619;
 
     /// <summary>The 32-bit FNV-1a hash of the UTF-8 encoding of <paramref name="key"/> (lone surrogates encode as U+FFFD).</summary>
+    /// <param name="key">The ordering key.</param>
+    /// <returns>The hash.</returns>
     public static uint Fnv1a(string key)
     {
+        ArgumentNullException.ThrowIfNull(key);
         var hash = OffsetBasis;
         Span<byte> utf8 = stackalloc byte[4];
         foreach (var rune in key.EnumerateRunes())
@@ -29,6 +36,13 @@ internal static class OrderingKeyHash
         return hash;
     }
 
-    /// <summary>The lane of <paramref name="key"/> among <paramref name="laneCount"/> lanes.</summary>
-    public static int Lane(string key, int laneCount) => (int)(Fnv1a(key) % (uint)laneCount);
+    /// <summary>The lane (or partition) of <paramref name="key"/> among <paramref name="laneCount"/> lanes.</summary>
+    /// <param name="key">The ordering key.</param>
+    /// <param name="laneCount">How many lanes there are; greater than 0.</param>
+    /// <returns>A lane in [0, <paramref name="laneCount"/>).</returns>
+    public static int Lane(string key, int laneCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(laneCount);
+        return (int)(Fnv1a(key) % (uint)laneCount);
+    }
 }

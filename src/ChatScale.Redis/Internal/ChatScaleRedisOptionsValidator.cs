@@ -40,7 +40,43 @@ internal sealed class ChatScaleRedisOptionsValidator(bool requiresConnectionStri
             failures.Add($"{P}{nameof(options.SweepInterval)} must be greater than zero (was {options.SweepInterval}).");
         }
 
+        ValidateDispatcher(options.Dispatcher, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateDispatcher(RedisDispatcherOptions? dispatcher, List<string> failures)
+    {
+        const string D = ChatScaleRedisOptions.SectionName + ":" + nameof(ChatScaleRedisOptions.Dispatcher) + ":";
+        if (dispatcher is null)
+        {
+            failures.Add($"{ChatScaleRedisOptions.SectionName}:{nameof(ChatScaleRedisOptions.Dispatcher)} must not be null.");
+            return;
+        }
+
+        if (dispatcher.LeaseTtl < TimeSpan.FromMilliseconds(300))
+        {
+            failures.Add($"{D}{nameof(dispatcher.LeaseTtl)} must be at least 300 ms (was {dispatcher.LeaseTtl}).");
+        }
+
+        if (dispatcher.PollInterval <= TimeSpan.Zero)
+        {
+            failures.Add($"{D}{nameof(dispatcher.PollInterval)} must be greater than zero (was {dispatcher.PollInterval}).");
+        }
+
+        if (dispatcher.ReadBatchSize <= 0)
+        {
+            failures.Add($"{D}{nameof(dispatcher.ReadBatchSize)} must be greater than 0 (was {dispatcher.ReadBatchSize}).");
+        }
+
+        if (dispatcher.MaxStreamLength is <= 0)
+        {
+            failures.Add($"{D}{nameof(dispatcher.MaxStreamLength)} must be null or greater than 0 (was {dispatcher.MaxStreamLength}).");
+        }
+
+        if (dispatcher.EnqueueRetryTimeout < TimeSpan.Zero)
+        {
+            failures.Add($"{D}{nameof(dispatcher.EnqueueRetryTimeout)} must not be negative (was {dispatcher.EnqueueRetryTimeout}).");
+        }
     }
 
     // ':' would let one prefix's names run into another's ("a" + ":b:..." vs "a:b" + ":..."), and braces would move

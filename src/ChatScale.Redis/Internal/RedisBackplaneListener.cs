@@ -168,14 +168,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 
         try
         {
-            if (envelope.Kind == EnvelopeKind.All)
-            {
-                _connections.DeliverToAll(envelope.Payload);
-            }
-            else
-            {
-                _connections.Deliver(envelope.Recipients, envelope.Payload);
-            }
+            _connections.Deliver(envelope);
 
             _metrics.Received();
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Text;
 using StackExchange.Redis;
 
@@ -15,7 +16,16 @@ namespace ChatScale.Redis.Internal;
 /// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms
 /// P:bp:node:&lt;nodeId&gt;            channel: envelopes for one node
 /// P:bp:all                      channel: envelopes for every node
+/// {P:dispatch}:p:&lt;i&gt;           stream: keyed jobs of partition i (consumer group "workers")
+/// {P:dispatch}:shared           stream: unkeyed jobs (consumer group "workers")
+/// {P:dispatch}:dead             stream: dead-lettered jobs
+/// {P:dispatch}:lease:&lt;i&gt;       string: the dispatcher instance owning partition i (PX = lease TTL)
+/// {P:dispatch}:members          zset   dispatcher instance id, score = membership expiry (server unix ms)
+/// P:dispatch:wake               channel: "a job was added to partition i" (-1: the shared stream)
 /// </code>
+/// <para><b>Dispatcher keys</b> share the hash tag <c>{P:dispatch}</c> (a different slot from presence): the atomic
+/// scripts that ack under a lease check, dead-letter or replay touch a job stream, a lease and the dead-letter stream
+/// together.</para>
 /// <para><b>Cluster.</b> All presence keys carry the same hash tag <c>{P}</c>, so they live in one slot: the atomic
 /// multi-key scripts (register, unregister, lookup of many users, sweep) run on a Redis Cluster without CROSSSLOT errors,
 /// at the price of keeping all presence on one shard. Presence is small (one hash field per connection) and cheap to
@@ -49,7 +59,33 @@ internal sealed class RedisKeyspace
         Heartbeats = (RedisKey)(tag + "heartbeats");
         _nodeChannelPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":bp:node:");
         AllNodesChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":bp:all"));
+
+        _dispatchTag = "{" + keyPrefix + ":dispatch}:";
+        SharedJobs = (RedisKey)(_dispatchTag + "shared");
+        DeadLetters = (RedisKey)(_dispatchTag + "dead");
+        DispatcherMembers = (RedisKey)(_dispatchTag + "members");
+        DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":dispatch:wake"));
     }
+
+    private readonly string _dispatchTag;
+
+    /// <summary>The stream of jobs enqueued without an ordering key.</summary>
+    public RedisKey SharedJobs { get; }
+
+    /// <summary>The dead-letter stream.</summary>
+    public RedisKey DeadLetters { get; }
+
+    /// <summary>The sorted set of live dispatcher instances (score: membership expiry, server unix ms).</summary>
+    public RedisKey DispatcherMembers { get; }
+
+    /// <summary>The channel on which enqueuers announce new jobs (payload: the partition, or -1 for the shared stream).</summary>
+    public RedisChannel DispatcherWakeChannel { get; }
+
+    /// <summary>The stream of keyed jobs of one partition.</summary>
+    public RedisKey PartitionJobs(int partition) => (RedisKey)(_dispatchTag + "p:" + partition.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The lease of one partition: holds the owning dispatcher instance's id.</summary>
+    public RedisKey PartitionLease(int partition) => (RedisKey)(_dispatchTag + "lease:" + partition.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The sorted set of node heartbeats.</summary>
     public RedisKey Heartbeats { get; }

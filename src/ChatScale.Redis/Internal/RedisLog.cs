@@ -34,4 +34,46 @@ internal static partial class RedisLog
 
     [LoggerMessage(2202, LogLevel.Warning, "The presence sweep failed; it runs again in {Interval}.")]
     public static partial void SweepFailed(ILogger logger, Exception exception, TimeSpan interval);
+
+    [LoggerMessage(2501, LogLevel.Information, "Redis stream dispatcher {InstanceId} of node {NodeId} started: {Partitions} partitions, {WorkerCount} workers.")]
+    public static partial void DispatcherStarted(ILogger logger, string instanceId, string nodeId, int partitions, int workerCount);
+
+    [LoggerMessage(2502, LogLevel.Information, "Redis stream dispatcher {InstanceId} stopped.")]
+    public static partial void DispatcherStopped(ILogger logger, string instanceId);
+
+    [LoggerMessage(2503, LogLevel.Information, "Dispatcher {InstanceId} took partition {Partition} and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
+    public static partial void PartitionAcquired(ILogger logger, string instanceId, int partition, int reclaimed);
+
+    [LoggerMessage(2504, LogLevel.Information, "Dispatcher {InstanceId} released partition {Partition}.")]
+    public static partial void PartitionReleased(ILogger logger, string instanceId, int partition);
+
+    [LoggerMessage(2505, LogLevel.Warning, "Dispatcher {InstanceId} lost the lease of partition {Partition}; another instance may take it over.")]
+    public static partial void PartitionLeaseLost(ILogger logger, string instanceId, int partition);
+
+    [LoggerMessage(2506, LogLevel.Warning, "Dispatcher coordination (membership, leases) failed; retrying in {Delay}.")]
+    public static partial void CoordinationFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(2507, LogLevel.Warning, "A dispatcher worker could not reach Redis; retrying in {Delay}.")]
+    public static partial void WorkerRedisFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(2508, LogLevel.Warning, "Job {JobId} ({JobType}) failed on attempt {Attempt}; retrying in {Delay}.")]
+    public static partial void JobRetrying(ILogger logger, Exception exception, string jobId, string jobType, int attempt, TimeSpan delay);
+
+    [LoggerMessage(2509, LogLevel.Error, "Job {JobId} ({JobType}) failed {Attempts} times and was moved to the dead-letter stream.")]
+    public static partial void JobDeadLettered(ILogger logger, Exception exception, string jobId, string jobType, int attempts);
+
+    [LoggerMessage(2510, LogLevel.Information, "Replayed {Count} dead-lettered job(s).")]
+    public static partial void JobsReplayed(ILogger logger, int count);
+
+    [LoggerMessage(2511, LogLevel.Information, "Dispatcher {InstanceId} reclaimed {Count} unfinished job(s) of dead consumer {Consumer}.")]
+    public static partial void ConsumerReclaimed(ILogger logger, string instanceId, int count, string consumer);
+
+    [LoggerMessage(2512, LogLevel.Error, "A dispatcher loop failed unexpectedly.")]
+    public static partial void DispatcherLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2513, LogLevel.Warning, "Enqueueing a job failed: Redis is unreachable.")]
+    public static partial void EnqueueFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2514, LogLevel.Information, "Job {JobId} ({JobType}) was interrupted on attempt {Attempt}; it stays in Redis and runs again.")]
+    public static partial void JobInterrupted(ILogger logger, string jobId, string jobType, int attempt);
 }

@@ -210,6 +210,34 @@ public sealed class EnvelopeCodecTests
         Assert.Throws<ArgumentException>(() => EnvelopeCodec.Encode(EnvelopeKind.Users, "n", Guid.NewGuid(), ["\uD800"], []));
     }
 
+    [Theory]
+    [InlineData("alice", true)]
+    [InlineData("Zoë 🚀", true)]
+    [InlineData("line\nbreak", true)]
+    [InlineData("", false)]
+    public void CanEncodeUserId_AcceptsWhatTheFormatCarries(string userId, bool expected)
+        => Assert.Equal(expected, EnvelopeCodec.CanEncodeUserId(userId));
+
+    [Fact]
+    public void CanEncodeUserId_RejectsUnpairedSurrogates()
+    {
+        // Not theory data: xunit's serialization of theory arguments would replace lone surrogates with U+FFFD.
+        Assert.False(EnvelopeCodec.CanEncodeUserId("\uD800"));
+        Assert.False(EnvelopeCodec.CanEncodeUserId("ok\uDC00"));
+        Assert.False(EnvelopeCodec.CanEncodeUserId(new string('x', 400) + "\uD800"));
+    }
+
+    [Fact]
+    public void CanEncodeUserId_CountsUtf8BytesNotChars()
+    {
+        Assert.True(EnvelopeCodec.CanEncodeUserId(new string('x', 1024)));
+        Assert.False(EnvelopeCodec.CanEncodeUserId(new string('x', 1025)));
+        Assert.True(EnvelopeCodec.CanEncodeUserId(string.Concat(Enumerable.Repeat("😀", 256)))); // 1,024 bytes
+        Assert.False(EnvelopeCodec.CanEncodeUserId(string.Concat(Enumerable.Repeat("😀", 257)))); // 1,028 bytes
+        Assert.False(EnvelopeCodec.CanEncodeUserId(new string('é', 513))); // 1,026 bytes in 513 chars
+        Assert.False(EnvelopeCodec.CanEncodeUserId(null));
+    }
+
     private static byte[] RandomBytes(Random random, int length)
     {
         var bytes = new byte[length];

@@ -1,4 +1,5 @@
 using Xunit.Abstractions;
+using ChatScale.Backplane;
 using ChatScale.Connections;
 using ChatScale.Core.Tests.TestSupport;
 
@@ -104,6 +105,46 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
         var perRecipient = (double)best / Recipients;
         output.WriteLine($"waking idle writers: quietest round {best} bytes for {Recipients:N0} deliveries = {perRecipient:F4} bytes per recipient, all threads");
         Assert.True(perRecipient < 1, $"quietest round: {best} bytes for {Recipients} deliveries = {perRecipient:F3} bytes per recipient");
+    }
+
+    [Fact]
+    public async Task Deliver_DecodedEnvelopeToTenThousandRecipients_AllocatesZeroBytes()
+    {
+        // The receiving node's path: recipients are looked up straight from the envelope's UTF-8, no string each.
+        using var blocked = new BlockingTransport();
+        using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 256));
+        var users = AddUsers(connections, blocked);
+        var envelope = EnvelopeCodec.Decode(EnvelopeCodec.Encode(EnvelopeKind.Users, "node-a", Guid.NewGuid(), users, new byte[256]));
+        connections.Deliver(envelope);
+        await blocked.AllEnteredAsync(Recipients);
+        for (var i = 0; i < 40; i++)
+        {
+            connections.Deliver(envelope);
+        }
+
+        await Task.Delay(1000);
+        for (var i = 0; i < 40; i++)
+        {
+            connections.Deliver(envelope);
+        }
+
+        var attempts = new List<long>();
+        for (var attempt = 0; attempt < 3 && (attempts.Count == 0 || attempts[^1] != 0); attempt++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var queued = 0;
+            for (var i = 0; i < 15; i++)
+            {
+                queued += connections.Deliver(envelope);
+            }
+
+            attempts.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(Recipients * 15, queued);
+        }
+
+        output.WriteLine($"decoded envelope: bytes allocated per {Recipients * 15:N0} deliveries, by attempt: {string.Join(", ", attempts)}");
+        await connections.CloseAllAsync(ConnectionCloseStatus.NormalClosure, "done", TimeSpan.Zero).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(attempts[^1] == 0, $"bytes allocated per {Recipients * 15:N0} deliveries, by attempt: {string.Join(", ", attempts)}");
     }
 
     private static string[] AddUsers(LocalConnections connections, IConnectionTransport transport)

@@ -124,7 +124,7 @@ public sealed class LocalConnectionsTests
     }
 
     [Fact]
-    public async Task SlowConsumer_Close_ClosesWithPolicyViolationAndLeavesOthersAlone()
+    public async Task SlowConsumer_Close_FinishesTheFrameInFlightThenClosesWithPolicyViolation()
     {
         const int capacity = 4;
         using var connections = new LocalConnections(Opts.Create(o =>
@@ -146,15 +146,45 @@ public sealed class LocalConnectionsTests
             await fast.WaitForCountAsync(i + 1);
         }
 
+        // The overflow took the slow connection out at once: no more frames are accepted for it.
+        Assert.False(connections.IsConnected("slow"));
+        Assert.False(slowConnection.TryEnqueue(new byte[] { 1 }));
+        Assert.Equal(1, connections.Count);
+        Assert.Null(slow.ClosedWith);
+
+        // The client reads again: the frame in flight completes, the queued ones are discarded, then 1008 follows.
+        slow.Release();
         await slow.Closed.WaitAsync(Wait);
         await slowConnection.Completion.WaitAsync(Wait);
         Assert.Equal(ConnectionCloseStatus.PolicyViolation, slow.ClosedWith);
         Assert.Equal(ConnectionCloseStatus.PolicyViolation, slowConnection.CloseStatus);
-        Assert.False(connections.IsConnected("slow"));
-        Assert.False(slowConnection.TryEnqueue(new byte[] { 1 }));
-        Assert.Equal(1, connections.Count);
-        await fast.WaitForCountAsync(capacity + 4);
+        Assert.Equal([0], slow.Frames.Select(f => BitConverter.ToInt32(f)));
         Assert.Equal(Enumerable.Range(0, capacity + 4), fast.Frames.Select(f => BitConverter.ToInt32(f)));
+    }
+
+    [Fact]
+    public async Task SlowConsumer_Close_ClientThatNeverReadsIsCutOffAfterTheCloseTimeout()
+    {
+        using var connections = new LocalConnections(Opts.Create(o =>
+        {
+            o.SendQueueCapacity = 2;
+            o.SlowConsumerPolicy = SlowConsumerPolicy.Close;
+            o.SlowConsumerCloseTimeout = TimeSpan.FromMilliseconds(200);
+        }));
+        var stuck = new RecordingTransport();
+        stuck.Block();
+        var connection = connections.Add("stuck", stuck);
+        connections.Deliver(["stuck"], new byte[] { 0 });
+        Assert.True(await stuck.WaitForSendAsync(Wait));
+        for (var i = 1; i <= 3; i++)
+        {
+            connections.Deliver(["stuck"], new byte[] { (byte)i });
+        }
+
+        // The send never completes: after the timeout it is cancelled and the close is attempted.
+        await connection.Completion.WaitAsync(Wait);
+        Assert.Equal(ConnectionCloseStatus.PolicyViolation, stuck.ClosedWith);
+        Assert.Empty(stuck.Frames);
     }
 
     [Fact]

@@ -95,11 +95,64 @@ public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : I
         await alice.ClickAsync("#send");
         await alice.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
 
-        // Node 2 comes back on the same address; the page reconnects and catches up with ?after=<last id seen>.
+        // Node 2 comes back on the same address; the page reconnects and catches up with ?after=<last contiguous seq>.
         _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database, port);
         await bob.Locator("#status[data-state='online']").WaitForAsync(new() { Timeout = 90_000 });
         await bob.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
         Assert.Equal(2, await bob.Locator("#messages li").CountAsync());
+    }
+
+    [Fact]
+    public async Task A_page_that_misses_a_live_message_notices_the_skipped_seq_on_the_next_one_and_fetches_it()
+    {
+        await using var aliceBrowser = await Chromium.LaunchAsync(_playwright);
+        await using var bobBrowser = await Chromium.LaunchAsync(_playwright);
+
+        // Bob's socket loses one frame on the way, as happens when frames are published out of order by two nodes
+        // or a delivery fails: his page gets seq 1, then 3.
+        var dropped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await bobBrowser.Context.RouteWebSocketAsync(url => new Uri(url).AbsolutePath == ChatApp.WebSocketPath, ws =>
+        {
+            var server = ws.ConnectToServer();
+            server.OnMessage(frame =>
+            {
+                if (frame.Text is not { } text)
+                {
+                    ws.Send(frame.Binary!);
+                }
+                else if (text.Contains("lost on the way", StringComparison.Ordinal))
+                {
+                    dropped.TrySetResult();
+                }
+                else
+                {
+                    ws.Send(text);
+                }
+            });
+        });
+        var alice = await SignInAsync(aliceBrowser, _node1, "alice");
+        var bob = await SignInAsync(bobBrowser, _node2, "bob");
+        await alice.FillAsync("#participants", "bob");
+        await alice.ClickAsync("#create");
+        var conversationId = await alice.Locator("#conversation[data-id]").GetAttributeAsync("data-id");
+        await bob.ClickAsync($"#conversations li[data-id='{conversationId}']");
+        await alice.FillAsync("#text", "one");
+        await alice.ClickAsync("#send");
+        await bob.Locator("#messages li", new() { HasText = "one" }).WaitForAsync();
+
+        await alice.FillAsync("#text", "two, lost on the way");
+        await alice.ClickAsync("#send");
+        await dropped.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, await bob.Locator("#messages li").CountAsync());
+
+        // Seq 3 arrives while Bob's last contiguous seq is 1: the page fetches ?after=1 and shows 2 in its place.
+        await alice.FillAsync("#text", "three");
+        await alice.ClickAsync("#send");
+        await bob.Locator("#messages li", new() { HasText = "lost on the way" }).WaitForAsync();
+        await bob.Locator("#messages li", new() { HasText = "three" }).WaitForAsync();
+        var shown = await bob.Locator("#messages li").EvaluateAllAsync<string[]>("items => items.map(li => li.dataset.seq + ' ' + li.querySelector('.text').textContent)");
+        Assert.Equal(["1 one", "2 two, lost on the way", "3 three"], shown);
+        Assert.Empty(bobBrowser.ConsoleErrors);
     }
 
     private static async Task<IPage> SignInAsync(BrowserSession browser, ChatNode node, string user)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ChatScale.Samples.Chat.Delivery;
 using ChatScale.Samples.Chat.Store;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -27,6 +28,22 @@ public sealed class BroadcastMessageHandlerTests
         Assert.Equal(_broadcaster.Published[0].Payload, _broadcaster.Published[1].Payload);
         var notified = Assert.Single(_notifier.Recorded);
         Assert.Equal(("carol", message.Id), (notified.UserId, notified.MessageId));
+    }
+
+    [Fact]
+    public async Task The_frame_is_the_message_with_its_seq_so_clients_can_spot_a_gap()
+    {
+        var conversation = new Conversation(StoreIds.NewId(), "t", ["alice", "bob"], DateTimeOffset.UnixEpoch);
+        await _store.CreateConversationAsync(conversation);
+        var message = new ChatMessage(StoreIds.NewId(), conversation.Id, "alice", "hi", DateTimeOffset.UnixEpoch, Seq: 41);
+        var handler = new BroadcastMessageHandler(_store, _broadcaster, _notifier, NullLogger<BroadcastMessageHandler>.Instance);
+
+        await handler.HandleAsync(new BroadcastMessageJob(message), Context(1), CancellationToken.None);
+
+        using var frame = JsonDocument.Parse(Assert.Single(_broadcaster.Published).Payload);
+        Assert.Equal("message", frame.RootElement.GetProperty("type").GetString());
+        Assert.Equal(41, frame.RootElement.GetProperty("message").GetProperty("seq").GetInt64());
+        Assert.Equal(message, frame.RootElement.GetProperty("message").Deserialize<ChatMessage>(ChatEvents.Json));
     }
 
     [Fact]

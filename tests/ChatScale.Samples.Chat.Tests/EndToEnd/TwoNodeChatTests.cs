@@ -50,6 +50,8 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
         var saved = (await response.Content.ReadFromJsonAsync<Chat.Store.ChatMessage>(Delivery.ChatEvents.Json))!;
         Assert.Equal("alice", saved.Sender);
         Assert.Equal(conversation.Id, saved.ConversationId);
+        Assert.Equal(1, saved.Seq);
+        Assert.Equal($"/api/conversations/{conversation.Id}/messages?after=0&limit=1", response.Headers.Location?.OriginalString);
         var received = await bob.ReceiveMessageAsync();
         Assert.Equal(saved, received);
     }
@@ -129,7 +131,7 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     }
 
     [Fact]
-    public async Task History_pages_with_before_and_catches_up_with_after_across_nodes()
+    public async Task History_pages_with_before_and_catches_up_with_after_by_seq_across_nodes()
     {
         var alice = await SignInAsync(_node1, "alice");
         var bob = await SignInAsync(_node2, "bob");
@@ -140,16 +142,70 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
             sent.Add(await alice.SendAsync(conversation.Id, $"message {i}"));
         }
 
-        var ids = sent.Select(m => m.Id).ToList();
+        Assert.Equal([1, 2, 3, 4, 5], sent.Select(m => m.Seq));
         var latest = await bob.HistoryAsync(conversation.Id, "?limit=2");
-        Assert.Equal(ids[3..], latest.Select(m => m.Id));
+        Assert.Equal(sent[3..], latest);
 
-        var older = await bob.HistoryAsync(conversation.Id, $"?before={latest[0].Id}&limit=2");
-        Assert.Equal(ids[1..3], older.Select(m => m.Id));
+        var older = await bob.HistoryAsync(conversation.Id, $"?before={latest[0].Seq}&limit=2");
+        Assert.Equal(sent[1..3], older);
 
-        var missed = await bob.HistoryAsync(conversation.Id, $"?after={ids[1]}");
-        Assert.Equal(ids[2..], missed.Select(m => m.Id));
+        var missed = await bob.HistoryAsync(conversation.Id, "?after=2");
+        Assert.Equal(sent[2..], missed);
+        Assert.Equal(sent[1..4], await bob.HistoryAsync(conversation.Id, "?after=1&before=5"));
+        Assert.Equal(sent, await bob.HistoryAsync(conversation.Id, "?after=0"));
         Assert.Equal(sent, await bob.HistoryAsync(conversation.Id));
+    }
+
+    [Fact]
+    public async Task Messages_posted_concurrently_on_two_nodes_get_seqs_1_to_N_and_a_reader_catching_up_with_after_misses_none()
+    {
+        const int PerNode = 20;
+        var alice = await SignInAsync(_node1, "alice");
+        var bob = await SignInAsync(_node2, "bob");
+        var carol = await SignInAsync(_node1, "carol");
+        var conversation = await alice.CreateConversationAsync("bob", "carol");
+
+        var posting = Task.WhenAll(Enumerable.Range(0, PerNode).SelectMany(i => new[]
+        {
+            Task.Run(() => alice.SendAsync(conversation.Id, $"alice {i}")),
+            Task.Run(() => bob.SendAsync(conversation.Id, $"bob {i}")),
+        }));
+
+        // Carol catches up meanwhile as the page does: ?after=<last contiguous seq>. Anything past a gap is kept but
+        // the cursor stays before the gap until it is filled, so a message saved late (n+1 was visible before n)
+        // is still fetched.
+        var held = new Dictionary<long, Chat.Store.ChatMessage>();
+        long last = 0;
+        var fetchesAfterPosting = 0;
+        bool stillPosting;
+        do
+        {
+            stillPosting = !posting.IsCompleted;
+            fetchesAfterPosting += stillPosting ? 0 : 1;
+            foreach (var m in await carol.HistoryAsync(conversation.Id, $"?after={last}&limit=7"))
+            {
+                Assert.True(held.TryAdd(m.Seq, m) || held[m.Seq] == m, $"seq {m.Seq} came back as a different message");
+            }
+
+            while (held.ContainsKey(last + 1))
+            {
+                last++;
+            }
+        }
+        while (stillPosting || (last < 2 * PerNode && fetchesAfterPosting <= 2 * PerNode));
+
+        var sent = (await posting).OrderBy(m => m.Seq).ToList();
+        Assert.Equal(Enumerable.Range(1, 2 * PerNode).Select(i => (long)i), sent.Select(m => m.Seq));
+        Assert.Equal(PerNode, sent.Count(m => m.Sender == "alice"));
+        Assert.Equal(sent, held.Values.OrderBy(m => m.Seq));
+        Assert.Equal(2 * PerNode, last);
+
+        // Afterwards, from either node, ?after=k returns exactly the messages numbered above k, in seq order.
+        for (var k = 0; k <= sent.Count; k++)
+        {
+            var reader = k % 2 == 0 ? carol : bob;
+            Assert.Equal(sent[k..], await reader.HistoryAsync(conversation.Id, $"?after={k}&limit=200"));
+        }
     }
 
     [Fact]
@@ -166,13 +222,14 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
             sent.Add((await alice.SendAsync(conversation.Id, $"#{i}")).Id);
         }
 
-        var received = new List<string>();
+        var received = new List<Chat.Store.ChatMessage>();
         while (received.Count < sent.Count)
         {
-            received.Add((await bob.ReceiveMessageAsync()).Id);
+            received.Add(await bob.ReceiveMessageAsync());
         }
 
-        Assert.Equal(sent, received);
+        Assert.Equal(sent, received.Select(m => m.Id));
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), received.Select(m => m.Seq));
     }
 
     [Fact]
@@ -204,11 +261,13 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
         Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
         Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
-        Assert.Equal(id, Assert.Single(await bob.HistoryAsync(conversation.Id)).Id);
+        var stored = Assert.Single(await bob.HistoryAsync(conversation.Id));
+        Assert.Equal((id, 1L), (stored.Id, stored.Seq));
 
         // The retry re-broadcasts (the handler is idempotent, clients drop ids they hold); a later message proves
         // nothing else was stored or sent in between.
         var next = await alice.SendAsync(conversation.Id, "next");
+        Assert.Equal(2, next.Seq);
         var frames = new List<string>();
         while (!frames.Contains(next.Id))
         {
@@ -231,6 +290,9 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
             (await alice.PostMessageAsync(conversation.Id, "ok", "not-an-object-id"), "id"),
             (await alice.PostMessageAsync(conversation.Id, "from the future", MongoDB.Bson.ObjectId.GenerateNewId(DateTime.UtcNow.AddHours(1)).ToString()), "id"),
             (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?after=zzz"), "after"),
+            (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?after={Chat.Store.StoreIds.NewId()}"), "after"),
+            (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?before=-1"), "before"),
+            (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?after=1.5"), "after"),
             (await alice.Http.GetAsync($"/api/conversations/{conversation.Id}/messages?limit=0"), "limit"),
             (await alice.Http.PostAsJsonAsync("/api/conversations", new { participants = Array.Empty<string>() }), "participants"),
             (await alice.Http.PostAsJsonAsync("/api/conversations", new { participants = new[] { "bob smith" } }), "participants"),
