@@ -69,16 +69,33 @@ public sealed class RedisAuthTlsTests(ITestOutputHelper output)
         output.WriteLine("TLS: a TLS-only redis-server (self-signed CA made with openssl) carries presence and pub/sub when the CA is trusted; 503 when it is not");
     }
 
-    private static async Task AssertCarriesTrafficAsync(ChatHost node1, ChatHost node2)
+    // Publishes until the frame arrives: a node may accept clients and register presence a moment before its
+    // backplane subscription is live (a slower TLS connect makes that window visible), and pub/sub is at-most-once.
+    private async Task AssertCarriesTrafficAsync(ChatHost node1, ChatHost node2)
     {
         using var alice = await node1.ConnectAsync("alice");
         using var bob = await node2.ConnectAsync("bob");
         await Eventually.TrueAsync(async () => (await node1.Registry.LocateAsync(["bob"])).OfflineUsers.Count == 0, "bob located through Redis");
-        await node1.Broadcaster.PublishAsync(["bob"], "{\"over\":\"redis\"}"u8.ToArray());
-        Assert.Equal("{\"over\":\"redis\"}", await bob.ReceiveTextAsync());
-        await node2.Broadcaster.PublishToAllAsync("{\"to\":\"all\"}"u8.ToArray());
-        Assert.Equal("{\"to\":\"all\"}", await alice.ReceiveTextAsync());
+        var targeted = await PublishUntilReceivedAsync(bob, () => node1.Broadcaster.PublishAsync(["bob"], "{\"over\":\"redis\"}"u8.ToArray()).AsTask());
+        Assert.Equal("{\"over\":\"redis\"}", targeted.Frame);
+        var toAll = await PublishUntilReceivedAsync(alice, () => node2.Broadcaster.PublishToAllAsync("{\"to\":\"all\"}"u8.ToArray()).AsTask());
+        Assert.Equal("{\"to\":\"all\"}", toAll.Frame);
+        output.WriteLine($"publishes until the first delivery: {targeted.Attempts} targeted, {toAll.Attempts} to all");
         await alice.CloseQuietlyAsync();
         await bob.CloseQuietlyAsync();
+    }
+
+    private static async Task<(string Frame, int Attempts)> PublishUntilReceivedAsync(ClientWebSocket socket, Func<Task> publish)
+    {
+        var received = socket.ReceiveTextAsync(TimeSpan.FromSeconds(60));
+        var attempts = 0;
+        while (!received.IsCompleted && attempts < 200)
+        {
+            await publish();
+            attempts++;
+            await Task.WhenAny(received, Task.Delay(200));
+        }
+
+        return (await received, attempts);
     }
 }
