@@ -7,7 +7,7 @@ namespace ChatScale.AspNetCore.Tests;
 
 /// <summary>Two real Kestrel nodes on 127.0.0.1 sharing one real redis-server, with real WebSocket clients.</summary>
 [Collection(RedisCollection.Name)]
-public sealed class TwoNodeRedisTests(RedisServerFixture redis)
+public sealed class TwoNodeRedisTests(RedisFixture redis)
 {
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan PresenceTimeout = TimeSpan.FromSeconds(2);
@@ -17,7 +17,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task Publish_on_node_1_reaches_a_user_connected_to_node_2()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         await using var node2 = await StartNodeAsync(prefix);
         using var alice = await node1.ConnectAsync("alice");
@@ -36,7 +36,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task A_user_connected_to_both_nodes_gets_the_message_on_both()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         await using var node2 = await StartNodeAsync(prefix);
         using var carolOn1 = await node1.ConnectAsync("carol");
@@ -53,7 +53,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task Each_new_connection_is_in_presence_and_reachable_from_the_other_node_the_moment_it_opens()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         await using var node2 = await StartNodeAsync(prefix);
         for (var i = 0; i < 20; i++)
@@ -72,7 +72,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task Connections_are_reachable_from_the_other_node_as_soon_as_they_are_open()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         await using var node2 = await StartNodeAsync(prefix);
         var users = Enumerable.Range(0, 200).Select(i => $"user-{i}").ToArray();
@@ -98,7 +98,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task Stopping_node_2_gracefully_closes_its_clients_with_1001_and_its_presence_is_gone_at_once()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         var node2 = await StartNodeAsync(prefix);
         await using (node2)
@@ -124,7 +124,7 @@ public sealed class TwoNodeRedisTests(RedisServerFixture redis)
     [Fact]
     public async Task Killing_node_2_without_shutdown_lets_its_presence_expire_within_the_timeout()
     {
-        var prefix = RedisServerFixture.UniquePrefix();
+        var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
         var node2Redis = await redis.ConnectAsync();
         var node2 = await StartNodeAsync(prefix, node2Redis);

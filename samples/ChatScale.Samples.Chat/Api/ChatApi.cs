@@ -90,7 +90,22 @@ public static class ChatApi
 
         // Enqueued even when the message already existed: a retried send may follow a crash between save and enqueue,
         // and the handler is idempotent, so a second broadcast is harmless while a missing one is not.
-        await dispatcher.EnqueueAsync(new BroadcastMessageJob(saved.Message), orderingKey: conversation.Id, cancellationToken);
+        try
+        {
+            await dispatcher.EnqueueAsync(new BroadcastMessageJob(saved.Message), orderingKey: conversation.Id, cancellationToken);
+        }
+        catch (BackplaneUnavailableException)
+        {
+            // The durable dispatcher could not take the job (Redis unreachable). The message is saved, so history has
+            // it; the client retries the same request (same id), which finds the saved message and enqueues again.
+            http.Response.Headers.RetryAfter = "1";
+            return Results.Problem(
+                statusCode: StatusCodes.Status503ServiceUnavailable,
+                title: "Delivery is temporarily unavailable",
+                detail: $"Message {saved.Message.Id} is saved, but its delivery could not be queued. Retry the same request with the same id.",
+                extensions: new Dictionary<string, object?> { ["messageId"] = saved.Message.Id });
+        }
+
         return Results.Accepted($"/api/conversations/{conversation.Id}/messages?after={saved.Message.Seq - 1}&limit=1", saved.Message);
     }
 

@@ -46,7 +46,10 @@
     if (!response.ok) {
       // RFC 7807 problem details: show the field errors, else the title.
       const errors = json?.errors ? Object.values(json.errors).flat().join(' ') : '';
-      throw new Error(errors || json?.detail || json?.title || `HTTP ${response.status}`);
+      const error = new Error(errors || json?.detail || json?.title || `HTTP ${response.status}`);
+      error.status = response.status;
+      error.retryAfter = Number(response.headers.get('Retry-After')) || 1;
+      throw error;
     }
     return json;
   }
@@ -336,8 +339,26 @@
     if (!next) list.scrollTop = list.scrollHeight;
   }
 
+  // An ObjectId-shaped id chosen here, so a retried send is the same message, never a second copy.
+  function newMessageId() {
+    const seconds = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
+    const random = crypto.getRandomValues(new Uint8Array(8));
+    return seconds + Array.from(random, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
   async function send(text) {
-    const saved = await api('POST', `/api/conversations/${state.current}/messages`, { text });
+    const body = { id: newMessageId(), text };
+    let saved;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        saved = await api('POST', `/api/conversations/${state.current}/messages`, body);
+        break;
+      } catch (error) {
+        // 503: saved, but delivery could not be queued (Redis down); the same request again finishes the job.
+        if (error.status !== 503 || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfter * 1000 * attempt));
+      }
+    }
     if (saved.conversationId !== state.current || state.loading) return;
     accept([saved]);
     if (state.maxSeq > state.lastSeq) fillGaps();   // others wrote in between: their frames may still be on the way

@@ -32,7 +32,7 @@ public sealed class ChatNode : IAsyncDisposable
 
     /// <summary>Starts a node. Null connection strings leave the embedded defaults in place.</summary>
     /// <param name="port">0 for a free port; a fixed port to restart a node where its clients expect it.</param>
-    public static async Task<ChatNode> StartAsync(string nodeId, string? redis, string? redisKeyPrefix, string? mongo, int port = 0)
+    public static async Task<ChatNode> StartAsync(string nodeId, string? redis, string? redisKeyPrefix, string? mongo, int port = 0, Action<WebApplicationBuilder>? configure = null)
     {
         var args = new List<string>
         {
@@ -52,7 +52,11 @@ public sealed class ChatNode : IAsyncDisposable
             args.Add($"--ConnectionStrings:Mongo={mongo}");
         }
 
-        var app = ChatApp.Build([.. args], b => b.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20)));
+        var app = ChatApp.Build([.. args], b =>
+        {
+            b.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+            configure?.Invoke(b);
+        });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ChatNode(app, new Uri(address), nodeId);

@@ -1,0 +1,8 @@
+namespace ChatScale.AspNetCore.Tests.Infrastructure;
+
+/// <summary>Tests that share one Redis (see <see cref="RedisFixture"/>: CHATSCALE_TEST_REDIS, a local redis-server, or Testcontainers).</summary>
+[CollectionDefinition(Name)]
+public sealed class RedisCollection : ICollectionFixture<RedisFixture>
+{
+    public const string Name = "Redis";
+}
