@@ -188,6 +188,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         output.WriteLine($"not received live: {lostToBob.Count} to bob, {lostToAlice.Count} to alice; of these pushed as offline (presence empty after the restart): {pushedToBob} bob, {pushedToAlice} alice; accepted jobs neither published live nor pushed: {undeliveredJobs.Count}");
 
         Assert.Equal(0, apiFailures);
+        Assert.All(refused, r => Assert.Equal(503, r.Status)); // Service Unavailable + Retry-After: the client retries.
         Assert.True(failedPublishes > 0);
 
         // Durable dispatcher: every accepted job (plus the two markers) ran to success, none lost with the killed
