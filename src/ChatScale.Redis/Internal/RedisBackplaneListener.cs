@@ -24,6 +24,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
 
+    // How long host startup waits for the first subscription. Within it, a failed attempt (the multiplexer still
+    // connecting, say) is retried before the node takes clients, so none connects to a node that cannot yet receive.
+    // Past it, startup goes on degraded (Redis down at boot must not stop the host) and the loop keeps retrying.
+    private static readonly TimeSpan StartupSubscribeTimeout = TimeSpan.FromSeconds(10);
+
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly LocalConnections _connections;
     private readonly RedisKeyspace _keys;
@@ -98,6 +103,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         await Task.Yield();
         var delay = TimeSpan.FromMilliseconds(100);
         var name = channel.ToString();
+        var started = System.Diagnostics.Stopwatch.StartNew();
         while (!stopping.IsCancellationRequested)
         {
             ChannelMessageQueue queue;
@@ -108,7 +114,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             catch (Exception ex) when (!stopping.IsCancellationRequested)
             {
                 RedisLog.SubscribeFailed(_logger, ex, _nodeId, name, delay);
-                ready.TrySetResult();
+                if (started.Elapsed >= StartupSubscribeTimeout)
+                {
+                    ready.TrySetResult();
+                }
+
                 try
                 {
                     await Task.Delay(delay, stopping).ConfigureAwait(false);
