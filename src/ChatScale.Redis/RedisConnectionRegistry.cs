@@ -40,10 +40,8 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
 
     private const int RestoreBatchSize = 500;
 
-    // What this process registered, by node: the copy presence is restored from when Redis lost it. A connection is
-    // added here after Redis has it and removed before Redis drops it, so Redis never holds fewer of a node's
-    // connections than this copy unless Redis lost them.
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, ConnectionRegistration>> _registered = new(StringComparer.Ordinal);
+    // What this process registered, by node: the copy presence is restored from when Redis lost it.
+    private readonly ConcurrentDictionary<string, NodeRegistrations> _registered = new(StringComparer.Ordinal);
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly RedisKeyspace _keys;
     private readonly long _timeoutMs;
@@ -83,7 +81,7 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId), _keys.Heartbeats];
         RedisValue[] args = [connection.ConnectionId, connection.NodeId, connection.UserId];
         await EvaluateAsync(PresenceScripts.Register, keys, args, "register", cancellationToken).ConfigureAwait(false);
-        _registered.GetOrAdd(connection.NodeId, static _ => new(StringComparer.Ordinal))[connection.ConnectionId] = connection;
+        _registered.GetOrAdd(connection.NodeId, static _ => new()).Add(connection);
     }
 
     /// <inheritdoc />
@@ -92,7 +90,7 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         Validate(connection);
         if (_registered.TryGetValue(connection.NodeId, out var registered))
         {
-            registered.TryRemove(connection.ConnectionId, out _);
+            registered.Remove(connection.ConnectionId);
         }
 
         await UnregisterInRedisAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -160,15 +158,20 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
     public async ValueTask HeartbeatAsync(string nodeId, CancellationToken cancellationToken = default)
     {
         RedisKeyspace.Utf8(nodeId, nameof(nodeId));
+        _registered.TryGetValue(nodeId, out var registered);
+        var addedBefore = registered?.Added ?? 0;
         var held = (long)await EvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats, _keys.Node(nodeId)], [nodeId], "heartbeat", cancellationToken).ConfigureAwait(false);
-        if (_registered.TryGetValue(nodeId, out var registered) && held < registered.Count)
+
+        // Redis must hold at least every connection added before the heartbeat and not removed by the time it
+        // answered (Added is counted after Redis has a connection, Removed before Redis drops one). Fewer means Redis
+        // lost presence; registrations and unregistrations racing the heartbeat can never make it look so.
+        if (registered is not null && held < addedBefore - registered.Removed)
         {
             await RestoreAsync(nodeId, registered, held, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <inheritdoc />
-    /// <remarks>The node reads offline as soon as the first batch has run; large nodes are removed in batches.</remarks>
     public async ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
     {
         _registered.TryRemove(nodeId, out _);
@@ -214,9 +217,9 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
 
     // Redis holds fewer of the node's connections than it registered: re-register them all (idempotent), then take
     // back any that closed while this ran, so a connection that unregistered meanwhile is never left behind.
-    private async Task RestoreAsync(string nodeId, ConcurrentDictionary<string, ConnectionRegistration> registered, long held, CancellationToken cancellationToken)
+    private async Task RestoreAsync(string nodeId, NodeRegistrations registered, long held, CancellationToken cancellationToken)
     {
-        var snapshot = registered.Values.ToArray();
+        var snapshot = registered.Snapshot();
         RedisLog.PresenceRestored(_logger, nodeId, held, snapshot.Length);
         for (var start = 0; start < snapshot.Length; start += RestoreBatchSize)
         {
@@ -234,7 +237,7 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
 
         foreach (var c in snapshot)
         {
-            if (!registered.ContainsKey(c.ConnectionId))
+            if (!registered.Contains(c.ConnectionId))
             {
                 await UnregisterInRedisAsync(c, cancellationToken).ConfigureAwait(false);
             }
@@ -266,5 +269,41 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(connection.ConnectionId, nameof(connection));
         RedisKeyspace.Utf8(connection.UserId, nameof(connection));
         RedisKeyspace.Utf8(connection.NodeId, nameof(connection));
+    }
+
+    /// <summary>
+    /// One node's connections as this process registered them, with two monotonic counters: <see cref="Added"/> counts
+    /// new registrations once Redis holds them, <see cref="Removed"/> counts unregistrations before Redis drops them.
+    /// So at any moment Redis holds at least <c>Added - Removed</c> of them unless it lost presence.
+    /// </summary>
+    private sealed class NodeRegistrations
+    {
+        private readonly ConcurrentDictionary<string, ConnectionRegistration> _connections = new(StringComparer.Ordinal);
+        private long _added;
+        private long _removed;
+
+        public long Added => Interlocked.Read(ref _added);
+
+        public long Removed => Interlocked.Read(ref _removed);
+
+        public void Add(ConnectionRegistration connection)
+        {
+            if (_connections.TryAdd(connection.ConnectionId, connection))
+            {
+                Interlocked.Increment(ref _added);
+            }
+        }
+
+        public void Remove(string connectionId)
+        {
+            if (_connections.TryRemove(connectionId, out _))
+            {
+                Interlocked.Increment(ref _removed);
+            }
+        }
+
+        public bool Contains(string connectionId) => _connections.ContainsKey(connectionId);
+
+        public ConnectionRegistration[] Snapshot() => [.. _connections.Values];
     }
 }

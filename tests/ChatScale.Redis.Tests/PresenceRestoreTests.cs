@@ -54,6 +54,46 @@ public sealed class PresenceRestoreTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task Heartbeats_DuringAConnectStorm_NeverMistakeInFlightRegistrationsForLostPresence()
+    {
+        var prefix = RedisFixture.UniquePrefix("storm");
+        await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
+        using var stop = new CancellationTokenSource();
+        var heartbeats = 0;
+        var heartbeating = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await a.Registry.HeartbeatAsync("node-a");
+                heartbeats++;
+            }
+        });
+
+        // 4,000 connections open (and half of them close again) in parallel while the node heartbeats back to back.
+        await Parallel.ForAsync(0, 4000, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
+        {
+            var c = new ConnectionRegistration($"c{i}", $"user-{i % 700}", "node-a");
+            await a.Registry.RegisterAsync(c, ct);
+            if (i % 2 == 0)
+            {
+                await a.Registry.UnregisterAsync(c, ct);
+            }
+        });
+        await stop.CancelAsync();
+        await heartbeating;
+
+        Assert.True(heartbeats > 10, $"only {heartbeats} heartbeats ran during the storm");
+        Assert.Equal(0, a.LogCount(2203));
+        Assert.Equal(2000, await a.Multiplexer.GetDatabase().HashLengthAsync($"{{{prefix}}}:presence:node:node-a"));
+
+        // A real loss is still seen.
+        await DeletePresenceAsync(a, prefix);
+        await a.Registry.HeartbeatAsync("node-a");
+        Assert.Equal(1, a.LogCount(2203));
+        Assert.Equal(2000, await a.Multiplexer.GetDatabase().HashLengthAsync($"{{{prefix}}}:presence:node:node-a"));
+    }
+
+    [Fact]
     public async Task Heartbeat_AfterAWipe_NeverResurrectsAConnectionThatClosed()
     {
         var prefix = RedisFixture.UniquePrefix("closed");
