@@ -27,7 +27,7 @@ internal static class Driver
             }
         }
 
-        var outDir = args.Get("out", "loadtest-results");
+        var outDir = args.Get("out", "benchmarks/loadtest-results");
         Directory.CreateDirectory(outDir);
         var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
         var jsonPath = Path.Combine(outDir, $"loadtest-{stamp}.json");
@@ -60,7 +60,7 @@ internal static class Driver
             }
         }
 
-        var outDir = args.Get("out", "loadtest-results");
+        var outDir = args.Get("out", "benchmarks/loadtest-results");
         Directory.CreateDirectory(outDir);
         var jsonPath = Path.Combine(outDir, "compare.json");
         await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(results, Json));
@@ -94,9 +94,11 @@ internal static class Driver
             Concurrency = args.GetInt("concurrency", 16),
             Window = args.GetInt("window", 64),
             Quiet = args.Has("quiet"),
+            LatencyRate = args.GetInt("latency-rate", 10_000),
+            LatencySeconds = args.GetInt("latency-seconds", quick ? 4 : 10),
         };
     }
 
     public static string Summary(RunResult r)
-        => string.Create(CultureInfo.InvariantCulture, $"{r.System} run {r.Run} group {r.GroupSize}: {r.DeliveriesPerSecond:N0} deliveries/s, e2e p50 {r.E2eP50Ms:F2} p99 {r.E2eP99Ms:F2} ms, http p99 {r.HttpP99Ms:F2} ms, {r.CpuMicrosPerDelivery:F2} µs CPU/delivery, {r.RedisCommandsPerMessage:F1} redis cmds/msg, lost {r.LostDeliveries}, driver CPU {r.DriverCpuShare:P0}");
+        => string.Create(CultureInfo.InvariantCulture, $"{r.System} run {r.Run} group {r.GroupSize}: {r.DeliveriesPerSecond:N0} deliveries/s, saturated e2e p99 {r.SaturatedE2eP99Ms:F1} ms; at {r.LatencyPhaseDeliveriesPerSecond:N0}/s e2e p50 {r.E2eP50Ms:F2} p99 {r.E2eP99Ms:F2} ms, http p99 {r.HttpP99Ms:F2} ms, {r.CpuMicrosPerDelivery:F2} µs CPU/delivery, {r.RedisCommandsPerMessage:F1} redis cmds/msg, lost {r.LostDeliveries}, driver CPU {r.DriverCpuShare:P0}");
 }

@@ -23,6 +23,10 @@ internal sealed record RunResult
     public double HttpP50Ms { get; init; }
     public double HttpP99Ms { get; init; }
     public long HttpErrors { get; init; }
+    public double LatencyPhaseDeliveriesPerSecond { get; init; }
+    public double SaturatedE2eP50Ms { get; init; }
+    public double SaturatedE2eP99Ms { get; init; }
+    public double SaturatedHttpP99Ms { get; init; }
     public double RedisCommandsPerMessage { get; init; }
     public double RedisPublishesPerMessage { get; init; }
     public Dictionary<string, double> RedisCommandsPerMessageByName { get; init; } = [];

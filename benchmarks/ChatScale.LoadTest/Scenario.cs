@@ -24,6 +24,14 @@ internal sealed class Scenario
     public int Concurrency { get; init; } = 16;
     public int Window { get; init; } = 64;
     public int Run { get; init; } = 1;
+
+    /// <summary>Deliveries per second offered in the latency phase (open loop: sends on a fixed schedule).</summary>
+    public int LatencyRate { get; init; } = 10_000;
+
+    public double LatencySeconds { get; init; } = 10;
+
+    /// <summary>Cap on HTTP sends per second in the latency phase, so small groups do not turn it into a request-rate test.</summary>
+    public double MaxLatencyMessagesPerSecond { get; init; } = 1000;
     public bool Quiet { get; init; }
 
     public async Task<RunResult> ExecuteAsync(Cluster cluster)
@@ -34,7 +42,7 @@ internal sealed class Scenario
         var path = signalR ? "/hub" : "/ws";
         var clients = new LoadClient[Users];
         using var invoker = LoadClient.CreateInvoker();
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Concurrency, UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(Concurrency, 64), UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
         Log($"{System}: connecting {Users} users to {Nodes} nodes");
         await Parallel.ForEachAsync(Enumerable.Range(0, Users), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) =>
         {
@@ -90,8 +98,27 @@ internal sealed class Scenario
             var deliveries = recorder.DeliveredBetween(Warmup, total);
             var lost = recorder.Lost(Warmup, total);
             var elapsed = (end - start) / (double)Stopwatch.Frequency;
-            var (p50, p99, max) = recorder.Percentiles();
-            var httpSorted = httpLatencies.ToArray();
+            var (satP50, satP99, _) = recorder.Percentiles();
+            var satHttp = httpLatencies.ToArray();
+            Array.Sort(satHttp);
+
+            // Latency phase: a fixed, unsaturated offered load, so the latencies are the systems' and not a queue's.
+            var perSecond = Math.Clamp(LatencyRate / (double)GroupSize, 1.0, MaxLatencyMessagesPerSecond);
+            var latencyMessages = (int)Math.Max(100, perSecond * LatencySeconds);
+            using var latencyWindow = new SemaphoreSlim(int.MaxValue / 2, int.MaxValue);
+            var latencyRecorder = new Recorder(latencyMessages, 0, GroupSize, null);
+            foreach (var c in clients)
+            {
+                c.Recorder = latencyRecorder;
+            }
+
+            var latencyHttp = new ConcurrentBag<long>();
+            Log($"{System}: latency phase, {perSecond:F0} messages/s for {LatencySeconds} s");
+            errors += await SendOpenLoopAsync(cluster, http, groups, latencyMessages, perSecond, latencyHttp);
+            await WaitDeliveredAsync(latencyRecorder, 0, latencyMessages);
+            lost += latencyRecorder.Lost(0, latencyMessages);
+            var (p50, p99, max) = latencyRecorder.Percentiles();
+            var httpSorted = latencyHttp.ToArray();
             Array.Sort(httpSorted);
             var serverCpu = cpu1 - cpu0;
             var driverCpu = driverCpu1 - driverCpu0;
@@ -117,6 +144,10 @@ internal sealed class Scenario
                 HttpP50Ms = Math.Round(Percentile(httpSorted, 0.50), 3),
                 HttpP99Ms = Math.Round(Percentile(httpSorted, 0.99), 3),
                 HttpErrors = errors,
+                SaturatedE2eP50Ms = Math.Round(satP50, 3),
+                SaturatedE2eP99Ms = Math.Round(satP99, 3),
+                SaturatedHttpP99Ms = Math.Round(Percentile(satHttp, 0.99), 3),
+                LatencyPhaseDeliveriesPerSecond = Math.Round(perSecond * GroupSize),
                 RedisCommandsPerMessage = Math.Round(delta.Values.Sum(), 3),
                 RedisPublishesPerMessage = delta.GetValueOrDefault("publish") + delta.GetValueOrDefault("spublish"),
                 RedisCommandsPerMessageByName = delta,
@@ -209,6 +240,39 @@ internal sealed class Scenario
             }
         })).ToArray();
         await Task.WhenAll(workers);
+        return errors;
+    }
+
+    /// <summary>Sends <paramref name="count"/> messages at <paramref name="perSecond"/>, each on its own schedule slot, not waiting for earlier ones.</summary>
+    private async Task<long> SendOpenLoopAsync(Cluster cluster, HttpClient http, Groups groups, int count, double perSecond, ConcurrentBag<long> latencies)
+    {
+        long errors = 0;
+        var inFlight = new List<Task>(count);
+        var start = Stopwatch.GetTimestamp();
+        for (var seq = 0; seq < count; seq++)
+        {
+            var due = start + (long)(seq / perSecond * Stopwatch.Frequency);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 1000)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(wait / (double)Stopwatch.Frequency));
+            }
+
+            var s = seq;
+            inFlight.Add(Task.Run(async () =>
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                var body = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"s\":{s},\"t\":{t0},\"p\":\"{Padding}\"}}"));
+                var ok = await PostAsync(http, cluster.NodePorts[s % cluster.NodePorts.Count], s % groups.Count, groups.Size, body, CancellationToken.None);
+                latencies.Add(Stopwatch.GetTimestamp() - t0);
+                if (!ok)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }));
+        }
+
+        await Task.WhenAll(inFlight);
         return errors;
     }
 
