@@ -94,6 +94,14 @@ internal static class NodeHost
         }
 
         app.MapGet("/ready", () => Results.Ok());
+        // For the idle-connection test: a full blocking GC, then the managed heap and the connection count.
+        app.MapPost("/gc", () =>
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            return Results.Text(GC.GetTotalMemory(false).ToString(CultureInfo.InvariantCulture));
+        });
         await app.StartAsync();
         Console.WriteLine($"READY {Environment.ProcessId}");
 
