@@ -116,7 +116,7 @@ public class PublishRoundTripBenchmarks
                 hosted.StopAsync(CancellationToken.None).GetAwaiter().GetResult();
             }
 
-            _provider.Dispose();
+            _provider.DisposeAsync().AsTask().GetAwaiter().GetResult();
             _multiplexer.Dispose();
         }
     }

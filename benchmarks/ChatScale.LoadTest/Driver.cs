@@ -88,8 +88,8 @@ internal static class Driver
             Nodes = args.GetInt("nodes", 2),
             Users = args.GetInt("users", 1000),
             GroupSize = group,
-            // Same number of deliveries whatever the group size (1,000,000 by default, 100,000 quick).
-            Messages = args.GetInt("messages", Math.Max(200, (quick ? 100_000 : 1_000_000) / group)),
+            // Same number of deliveries whatever the group size (500,000 by default, 100,000 quick).
+            Messages = args.GetInt("messages", Math.Max(200, (quick ? 100_000 : 500_000) / group)),
             Warmup = args.GetInt("warmup", 1_000),
             Concurrency = args.GetInt("concurrency", 16),
             Window = args.GetInt("window", 64),
