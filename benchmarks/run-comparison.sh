@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 dotnet build benchmarks/ChatScale.LoadTest -c Release -v q -nologo
 tool="dotnet benchmarks/ChatScale.LoadTest/bin/Release/net10.0/ChatScale.LoadTest.dll"
 $tool compare --runs 3 --groups 5,50,500 --doc docs/benchmarks.md --chart docs/img/loadtest-groups.png "$@"
-$tool massconnect --users 10000 --doc docs/benchmarks.md
+$tool massconnect --users 10000 --runs 3 --doc docs/benchmarks.md
 $tool idle --max 50000 --doc docs/benchmarks.md

@@ -91,6 +91,7 @@ internal static class Driver
             // Same number of deliveries whatever the group size (500,000 by default, 100,000 quick).
             Messages = args.GetInt("messages", Math.Max(200, (quick ? 100_000 : 500_000) / group)),
             Warmup = args.GetInt("warmup", 1_000),
+            WarmupSeconds = args.GetInt("warmup-seconds", quick ? 3 : 10),
             Concurrency = args.GetInt("concurrency", 16),
             Window = args.GetInt("window", 64),
             Quiet = args.Has("quiet"),
