@@ -77,6 +77,21 @@ internal static class Driver
         return 0;
     }
 
+    /// <summary>Redraws the chart (and the doc section) from a saved compare.json.</summary>
+    public static async Task<int> ChartAsync(Args args)
+    {
+        var results = JsonSerializer.Deserialize<List<RunResult>>(await File.ReadAllTextAsync(args.Get("from", "benchmarks/loadtest-results/compare.json")))!;
+        var groupSizes = results.Select(r => r.GroupSize).Distinct().Order().ToArray();
+        var chart = args.Get("chart", "docs/img/loadtest-groups.png");
+        Report.Chart(results, groupSizes, chart);
+        if (args.Get("doc", string.Empty) is { Length: > 0 } doc)
+        {
+            Report.ReplaceSection(doc, "loadtest", Report.CompareSection(results, groupSizes, args, chart));
+        }
+
+        return 0;
+    }
+
     public static Scenario Build(Args args, string system, int run, int group)
     {
         var quick = args.Has("quick");

@@ -12,6 +12,7 @@ return parsed.Verb switch
     "node" => await NodeHost.RunAsync(parsed),
     "run" => await Driver.RunAsync(parsed),
     "compare" => await Driver.CompareAsync(parsed),
+    "chart" => await Driver.ChartAsync(parsed),
     "massconnect" => await MassConnect.RunAsync(parsed),
     "idle" => await IdleScale.RunAsync(parsed),
     _ => Usage(),

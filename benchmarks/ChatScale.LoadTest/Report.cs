@@ -130,10 +130,15 @@ internal static class Report
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, labels);
             plot.XLabel("Group size (recipients per message, log scale)");
             plot.YLabel(p == 0 ? "Deliveries per second" : "End-to-end p99 latency (ms)");
-            plot.Title(p == 0 ? "Throughput (higher is better)" : "p99 latency (lower is better)");
-            plot.Axes.Margins(bottom: 0);
-            plot.ShowLegend(p == 0 ? ScottPlot.Alignment.UpperRight : ScottPlot.Alignment.UpperLeft);
-            plot.Render(surface.Canvas, new ScottPlot.PixelRect(p * Width, (p + 1) * Width, Height, 0));
+            plot.Title(p == 0 ? "Saturated throughput (higher is better)" : "e2e p99 latency at a fixed rate (lower is better)");
+            plot.Axes.AutoScale();
+            plot.Axes.Margins(0.08, 0.15);
+            plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+            // Each plot on its own surface (Render paints the whole canvas), then side by side.
+            using var part = SkiaSharp.SKSurface.Create(new SkiaSharp.SKImageInfo(Width, Height));
+            plot.Render(part.Canvas, Width, Height);
+            using var partImage = part.Snapshot();
+            surface.Canvas.DrawImage(partImage, p * Width, 0);
         }
 
         using var image = surface.Snapshot();
