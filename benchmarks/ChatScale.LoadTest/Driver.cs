@@ -100,6 +100,7 @@ internal static class Driver
             System = system,
             Run = run,
             BackgroundDispatch = args.Has("dispatch") && system == "chatscale",
+            Routing = args.Get("routing", "targeted"),
             Nodes = args.GetInt("nodes", 2),
             Users = args.GetInt("users", 1000),
             GroupSize = group,

@@ -43,7 +43,11 @@ internal static class NodeHost
         if (system == "chatscale")
         {
             builder.Services.AddChatScale(o => o.NodeId = nodeId)
-                .AddRedis(o => o.ConnectionString = redis)
+                .AddRedis(o =>
+                {
+                    o.ConnectionString = redis;
+                    o.RoutingMode = args.Get("routing", "targeted") == "broadcast" ? RedisRoutingMode.Broadcast : RedisRoutingMode.Targeted;
+                })
                 .AddJobHandler<BroadcastJob, BroadcastJobHandler>();
             builder.Services.AddSingleton(groupCache);
             // The clients never send, so the per-connection rate limit is moot; switched off as the issue asks.

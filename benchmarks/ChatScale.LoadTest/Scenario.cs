@@ -16,6 +16,9 @@ internal sealed class Scenario
 
     public required string System { get; init; }
     public bool BackgroundDispatch { get; init; }
+
+    /// <summary>ChatScale's routing mode: targeted (default: presence lookup, one PUBLISH per hosting node) or broadcast.</summary>
+    public string Routing { get; init; } = "targeted";
     public int Nodes { get; init; } = 2;
     public int Users { get; init; } = 1000;
     public int GroupSize { get; init; } = 50;
@@ -39,7 +42,7 @@ internal sealed class Scenario
     public async Task<RunResult> ExecuteAsync(Cluster cluster)
     {
         var groups = new Groups(Users, GroupSize);
-        await cluster.StartNodesAsync(System, Nodes, Users);
+        await cluster.StartNodesAsync(System, Nodes, Users, System == "chatscale" ? $"--routing {Routing}" : string.Empty);
         var signalR = System == "signalr";
         var path = signalR ? "/hub" : "/ws";
         var clients = new LoadClient[Users];
@@ -144,7 +147,7 @@ internal sealed class Scenario
             var result = new RunResult
             {
                 System = System,
-                Mode = BackgroundDispatch ? "background-dispatch" : "direct",
+                Mode = System != "chatscale" ? "direct" : (BackgroundDispatch ? "background-dispatch" : "direct") + (Routing == "broadcast" ? ", broadcast" : string.Empty),
                 Run = Run,
                 Nodes = Nodes,
                 Users = Users,
