@@ -26,58 +26,6 @@ internal static class TestClient
         return (int)socket.HttpStatusCode;
     }
 
-    public static async Task SendTextAsync(this ClientWebSocket socket, string text)
-    {
-        using var timeout = new CancellationTokenSource(Timeout);
-        await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-    }
-
-    /// <summary>Receives the next whole message as text; fails if the server closes instead.</summary>
-    public static async Task<string> ReceiveTextAsync(this ClientWebSocket socket)
-    {
-        using var timeout = new CancellationTokenSource(Timeout);
-        var buffer = new byte[64 * 1024];
-        using var message = new MemoryStream();
-        while (true)
-        {
-            var result = await socket.ReceiveAsync(buffer, timeout.Token);
-            Assert.True(result.MessageType != WebSocketMessageType.Close, $"Expected a message, but the server closed with {socket.CloseStatus} '{socket.CloseStatusDescription}'.");
-            message.Write(buffer, 0, result.Count);
-            if (result.EndOfMessage)
-            {
-                return Encoding.UTF8.GetString(message.ToArray());
-            }
-        }
-    }
-
-    /// <summary>Reads (and discards) until the server's close frame, answers it, and returns the close status.</summary>
-    public static async Task<WebSocketCloseStatus?> ReceiveCloseAsync(this ClientWebSocket socket)
-    {
-        using var timeout = new CancellationTokenSource(Timeout);
-        var buffer = new byte[16 * 1024];
-        while (true)
-        {
-            var result = await socket.ReceiveAsync(buffer, timeout.Token);
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                if (socket.State == WebSocketState.CloseReceived)
-                {
-                    try
-                    {
-                        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, string.Empty, timeout.Token);
-                    }
-                    catch (WebSocketException)
-                    {
-                        // The server may drop the TCP connection right after its close frame (for example after a
-                        // protocol error it detected itself); the status has been read either way.
-                    }
-                }
-
-                return socket.CloseStatus;
-            }
-        }
-    }
-
     private static ClientWebSocket Create(string? user, string? origin, string? role)
     {
         var socket = new ClientWebSocket();
