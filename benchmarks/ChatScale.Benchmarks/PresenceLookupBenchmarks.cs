@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using ChatScale.Redis;
+using ChatScale.Testing;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -12,7 +13,7 @@ namespace ChatScale.Benchmarks;
 [MemoryDiagnoser]
 public class PresenceLookupBenchmarks
 {
-    private RedisProcess _redis = null!;
+    private RedisServer _redis = null!;
     private ConnectionMultiplexer _multiplexer = null!;
     private RedisConnectionRegistry _registry = null!;
     private string[] _users = null!;
@@ -21,10 +22,10 @@ public class PresenceLookupBenchmarks
     public int Users { get; set; }
 
     [GlobalSetup]
-    public void Setup()
+    public async Task SetupAsync()
     {
-        _redis = RedisProcess.Start();
-        _multiplexer = ConnectionMultiplexer.Connect(_redis.ConnectionString);
+        _redis = await RedisServer.StartNewAsync();
+        _multiplexer = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString);
         _registry = new RedisConnectionRegistry(
             _multiplexer,
             Options.Create(new ChatScaleOptions { NodeId = "node-a" }),
@@ -34,12 +35,12 @@ public class PresenceLookupBenchmarks
         {
             _users[i] = $"user-{i:D6}";
             var node = i % 2 == 0 ? "node-a" : "node-b";
-            _registry.RegisterAsync(new ConnectionRegistration($"c{i}", _users[i], node)).AsTask().GetAwaiter().GetResult();
+            await _registry.RegisterAsync(new ConnectionRegistration($"c{i}", _users[i], node));
         }
 
-        _registry.HeartbeatAsync("node-a").AsTask().GetAwaiter().GetResult();
-        _registry.HeartbeatAsync("node-b").AsTask().GetAwaiter().GetResult();
-        var lookup = _registry.LocateAsync(_users).AsTask().GetAwaiter().GetResult();
+        await _registry.HeartbeatAsync("node-a");
+        await _registry.HeartbeatAsync("node-b");
+        var lookup = await _registry.LocateAsync(_users);
         if (lookup.UsersByNode.Count != 2 || lookup.OfflineUsers.Count != 0)
         {
             throw new InvalidOperationException("setup: expected every user online on two nodes");
@@ -54,10 +55,10 @@ public class PresenceLookupBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup()
+    public async Task CleanupAsync()
     {
         _registry.Dispose();
-        _multiplexer.Dispose();
-        _redis.Dispose();
+        await _multiplexer.DisposeAsync();
+        await _redis.DisposeAsync();
     }
 }

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using ChatScale.Connections;
 using ChatScale.InMemory;
 using ChatScale.Redis;
+using ChatScale.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using StackExchange.Redis;
@@ -17,7 +18,7 @@ namespace ChatScale.Benchmarks;
 [MemoryDiagnoser]
 public class PublishRoundTripBenchmarks
 {
-    private RedisProcess _redis = null!;
+    private RedisServer _redis = null!;
     private Node _a = null!;
     private Node _b = null!;
     private string[] _users = null!;
@@ -28,22 +29,22 @@ public class PublishRoundTripBenchmarks
     public int Recipients { get; set; }
 
     [GlobalSetup]
-    public void Setup()
+    public async Task SetupAsync()
     {
-        _redis = RedisProcess.Start();
-        _a = Node.Start(_redis.ConnectionString, "node-a");
-        _b = Node.Start(_redis.ConnectionString, "node-b");
+        _redis = await RedisServer.StartNewAsync();
+        _a = await Node.StartAsync(_redis.ConnectionString, "node-a");
+        _b = await Node.StartAsync(_redis.ConnectionString, "node-b");
         _transport = new CountdownTransport();
         _users = new string[Recipients];
         for (var i = 0; i < Recipients; i++)
         {
             _users[i] = $"user-{i:D6}";
             var connection = _b.Connections.Add(_users[i], _transport);
-            _b.Registry.RegisterAsync(new ConnectionRegistration(connection.ConnectionId, _users[i], "node-b")).AsTask().GetAwaiter().GetResult();
+            await _b.Registry.RegisterAsync(new ConnectionRegistration(connection.ConnectionId, _users[i], "node-b"));
         }
 
-        _b.Registry.HeartbeatAsync("node-b").AsTask().GetAwaiter().GetResult();
-        RoundTrip().GetAwaiter().GetResult();
+        await _b.Registry.HeartbeatAsync("node-b");
+        await RoundTrip();
     }
 
     [Benchmark]
@@ -55,14 +56,14 @@ public class PublishRoundTripBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup()
+    public async Task CleanupAsync()
     {
-        _a.Dispose();
-        _b.Dispose();
-        _redis.Dispose();
+        await _a.DisposeAsync();
+        await _b.DisposeAsync();
+        await _redis.DisposeAsync();
     }
 
-    private sealed class Node : IDisposable
+    private sealed class Node : IAsyncDisposable
     {
         private readonly ServiceProvider _provider;
         private readonly List<IHostedService> _started = [];
@@ -80,9 +81,9 @@ public class PublishRoundTripBenchmarks
 
         public IMessageBroadcaster Broadcaster => _provider.GetRequiredService<IMessageBroadcaster>();
 
-        public static Node Start(string connectionString, string nodeId)
+        public static async Task<Node> StartAsync(string connectionString, string nodeId)
         {
-            var multiplexer = ConnectionMultiplexer.Connect(connectionString);
+            var multiplexer = await ConnectionMultiplexer.ConnectAsync(connectionString);
             var services = new ServiceCollection();
             services.AddLogging();
             services.AddMetrics();
@@ -102,22 +103,22 @@ public class PublishRoundTripBenchmarks
                     continue;
                 }
 
-                hosted.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
+                await hosted.StartAsync(CancellationToken.None);
                 node._started.Add(hosted);
             }
 
             return node;
         }
 
-        public void Dispose()
+        public async ValueTask DisposeAsync()
         {
             foreach (var hosted in _started)
             {
-                hosted.StopAsync(CancellationToken.None).GetAwaiter().GetResult();
+                await hosted.StopAsync(CancellationToken.None);
             }
 
-            _provider.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            _multiplexer.Dispose();
+            await _provider.DisposeAsync();
+            await _multiplexer.DisposeAsync();
         }
     }
 

@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
 using ChatScale.Redis;
+using ChatScale.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 
@@ -27,7 +26,7 @@ public class RedisDispatcherBenchmarks
     private const int Enqueuers = 32;
 
     private readonly List<long> _enqueueTicks = [];
-    private Process? _server;
+    private RedisServer? _server;
     private ConnectionMultiplexer[] _multiplexers = [];
     private ServiceProvider[] _providers = [];
     private RedisStreamDispatcher[] _dispatchers = [];
@@ -40,7 +39,13 @@ public class RedisDispatcherBenchmarks
     [GlobalSetup]
     public async Task SetupAsync()
     {
-        var connection = Environment.GetEnvironmentVariable("CHATSCALE_BENCH_REDIS") ?? await StartServerAsync();
+        var connection = Environment.GetEnvironmentVariable("CHATSCALE_BENCH_REDIS");
+        if (connection is null)
+        {
+            _server = await RedisServer.StartNewAsync();
+            connection = _server.ConnectionString;
+        }
+
         var prefix = "bench-" + Guid.NewGuid().ToString("N");
         _counter = new Counter();
         _keys = Enumerable.Range(0, Keys).Select(k => "conversation-" + k.ToString(CultureInfo.InvariantCulture)).ToArray();
@@ -120,48 +125,10 @@ public class RedisDispatcherBenchmarks
             await multiplexer.DisposeAsync();
         }
 
-        if (_server is { HasExited: false })
+        if (_server is not null)
         {
-            _server.Kill();
-            await _server.WaitForExitAsync();
+            await _server.DisposeAsync();
         }
-
-        _server?.Dispose();
-    }
-
-    private async Task<string> StartServerAsync()
-    {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
-
-        var info = new ProcessStartInfo("redis-server") { UseShellExecute = false, RedirectStandardOutput = true };
-        foreach (var arg in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        _server = Process.Start(info) ?? throw new InvalidOperationException("Set CHATSCALE_BENCH_REDIS or put redis-server on PATH.");
-        _ = _server.StandardOutput.ReadToEndAsync();
-        var endpoint = "127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture);
-        for (var attempt = 0; attempt < 100; attempt++)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                return endpoint;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        throw new InvalidOperationException($"redis-server did not start on port {port}.");
     }
 
     public sealed record BenchJob(int Seq);
