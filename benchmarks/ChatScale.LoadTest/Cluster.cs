@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using ChatScale.Testing;
 using StackExchange.Redis;
 
 namespace ChatScale.LoadTest;
@@ -133,26 +134,7 @@ internal sealed class Cluster : IAsyncDisposable
 
     public double RedisCpuSeconds() => ProcStats.CpuSeconds(Redis.Id);
 
-    public async Task<Dictionary<string, long>> CommandStatsAsync()
-    {
-        var calls = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
-        foreach (var section in await RedisServer.InfoAsync("commandstats"))
-        {
-            foreach (var pair in section)
-            {
-                var name = pair.Key.StartsWith("cmdstat_", StringComparison.Ordinal) ? pair.Key["cmdstat_".Length..] : pair.Key;
-                foreach (var field in pair.Value.Split(','))
-                {
-                    if (field.StartsWith("calls=", StringComparison.Ordinal))
-                    {
-                        calls[name] = long.Parse(field["calls=".Length..], CultureInfo.InvariantCulture);
-                    }
-                }
-            }
-        }
-
-        return calls;
-    }
+    public Task<Dictionary<string, long>> CommandStatsAsync() => CommandStats.SnapshotAsync(RedisServer);
 
     public async ValueTask DisposeAsync()
     {
