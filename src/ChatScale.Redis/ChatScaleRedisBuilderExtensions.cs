@@ -79,12 +79,7 @@ public static class ChatScaleRedisBuilderExtensions
     private static readonly Func<IServiceProvider, IConnectionMultiplexer> CreateMultiplexer = static provider =>
     {
         var options = provider.GetRequiredService<IOptions<ChatScaleRedisOptions>>().Value;
-        var configuration = ConfigurationOptions.Parse(options.ConnectionString ?? string.Empty);
-
-        // Start even while Redis is down (the listener retries), and fail commands at once while disconnected instead
-        // of queueing them: a publish during an outage should surface as a retryable error, not a late delivery.
-        configuration.AbortOnConnectFail = false;
-        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        var configuration = RedisConnectionDefaults.Create(options.ConnectionString ?? string.Empty);
         configuration.ClientName ??= "chatscale-" + provider.GetRequiredService<IOptions<ChatScaleOptions>>().Value.NodeId;
         return ConnectionMultiplexer.Connect(configuration);
     };

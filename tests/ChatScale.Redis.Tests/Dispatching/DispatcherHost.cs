@@ -1,3 +1,4 @@
+using ChatScale.Redis.Internal;
 using ChatScale.Redis.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Testing;
@@ -43,9 +44,7 @@ internal sealed class DispatcherHost : IAsyncDisposable
         Action<RedisDispatcherOptions>? redis = null,
         bool start = true)
     {
-        var configuration = ConfigurationOptions.Parse(connectionString);
-        configuration.AbortOnConnectFail = false;
-        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        var configuration = RedisConnectionDefaults.Create(connectionString); // as AddRedis connects
         configuration.ConnectTimeout = 5000;
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
 

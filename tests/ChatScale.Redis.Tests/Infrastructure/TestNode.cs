@@ -1,6 +1,7 @@
 using System.Text;
 using ChatScale.Connections;
 using ChatScale.InMemory;
+using ChatScale.Redis.Internal;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Hosting;
@@ -68,9 +69,7 @@ public sealed class TestNode : IAsyncDisposable
         Action<ChatScaleOptions>? core = null,
         bool startSweeper = false)
     {
-        var configuration = ConfigurationOptions.Parse(connectionString);
-        configuration.AbortOnConnectFail = false;
-        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        var configuration = RedisConnectionDefaults.Create(connectionString); // as AddRedis connects
         configuration.ConnectTimeout = 5000;
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
 
