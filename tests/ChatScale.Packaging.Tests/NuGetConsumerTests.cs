@@ -13,6 +13,9 @@ namespace ChatScale.Packaging.Tests;
 [Collection(PackagesCollection.Name)]
 public sealed class NuGetConsumerTests(PackedPackages packages, ITestOutputHelper output)
 {
+    /// <summary>The repository's root folder (the one holding ChatScale.sln).</summary>
+    internal static string FindRepositoryRoot() => Dotnet.FindRepositoryRoot();
+
     [Fact]
     public async Task Packed_packages_restore_build_and_serve_a_websocket_in_a_fresh_web_app()
     {
