@@ -501,7 +501,7 @@ async function sendOne(item) {
       if (!error.network || attempt >= 4) {
         item.status = 'failed';
         item.retryable = error.network;
-        item.error = error.network ? 'Not sent yet: the chat service is unavailable. It is retried when the connection is back.' : `Not sent: ${error.message}`;
+        item.error = error.network ? 'Not sent yet: the chat service is unavailable. Press Retry, or it goes out when the connection comes back.' : `Not sent: ${error.message}`;
         return;
       }
       item.error = 'Sending… (the chat service is busy, trying again)';
