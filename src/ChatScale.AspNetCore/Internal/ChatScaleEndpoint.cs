@@ -31,6 +31,7 @@ internal sealed class ChatScaleEndpoint
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly OriginPolicy _origins;
+    private readonly ConnectionAdmission _admission;
     private readonly ChatScaleEndpointOptions _endpointOptions;
     private readonly WebSocketAcceptContext _acceptContext;
     private readonly string _nodeId;
@@ -45,6 +46,7 @@ internal sealed class ChatScaleEndpoint
         AspNetCoreMetrics metrics,
         IOptions<ChatScaleOptions> options,
         IOptions<ChatScaleEndpointOptions> endpointOptions,
+        ConnectionAdmission admission,
         ILogger<ChatScaleEndpoint> logger,
         TimeProvider? timeProvider = null)
     {
@@ -60,6 +62,7 @@ internal sealed class ChatScaleEndpoint
         _receiveCap = (int)Math.Min((long)_maxMessageBytes + 1, Array.MaxLength);
         _endpointOptions = endpointOptions.Value;
         _origins = new OriginPolicy(_endpointOptions.AllowedOrigins);
+        _admission = admission;
         _acceptContext = new WebSocketAcceptContext
         {
             KeepAliveInterval = _endpointOptions.KeepAliveInterval,
@@ -105,6 +108,8 @@ internal sealed class ChatScaleEndpoint
 
         if (!context.WebSockets.IsWebSocketRequest)
         {
+            // RFC 6455 4.4: tell a client with another protocol version (or none) which one this server speaks.
+            context.Response.Headers.SecWebSocketVersion = "13";
             Reject(context, StatusCodes.Status400BadRequest, "not_websocket", "not a WebSocket request");
             return;
         }
@@ -112,6 +117,20 @@ internal sealed class ChatScaleEndpoint
         if (_state.IsStopping)
         {
             Reject(context, StatusCodes.Status503ServiceUnavailable, "stopping", "node shutting down");
+            return;
+        }
+
+        var expiresAt = TokenExpiry.Find(context, _endpointOptions);
+        if (expiresAt <= _time.GetUtcNow())
+        {
+            Reject(context, StatusCodes.Status401Unauthorized, "token_expired", "authentication expired");
+            return;
+        }
+
+        // Per-user, per-node and in-progress caps, checked before anything reaches presence (the refusal is written).
+        using var admitted = await _admission.AdmitAsync(context, userId).ConfigureAwait(false);
+        if (admitted is null)
+        {
             return;
         }
 
@@ -147,6 +166,8 @@ internal sealed class ChatScaleEndpoint
 
             socket = await context.WebSockets.AcceptWebSocketAsync(_acceptContext).ConfigureAwait(false);
             transport.Attach(socket);
+            admitted.Upgraded();
+            using var expiry = TokenExpiry.CloseWhenExpired(connection, expiresAt, _time, _logger);
             AspNetCoreLog.Accepted(_logger, connection.ConnectionId, userId);
             connectionContext = new ChatScaleConnectionContext(connection, context, _nodeId);
             handler = context.RequestServices.GetService<IClientMessageHandler>();
@@ -266,7 +287,8 @@ internal sealed class ChatScaleEndpoint
                     buffer = larger;
                 }
 
-                var result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken).ConfigureAwait(false);
+                // Read at most one byte past the cap, whatever size the pool rounded the buffer up to.
+                var result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, _receiveCap) - count), cancellationToken).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return (Outcome.ClientClosed, ConnectionCloseStatus.NormalClosure, string.Empty, null);
