@@ -42,13 +42,13 @@ public static class ChatApi
     private static async Task<IResult> CreateConversationAsync(
         CreateConversationRequest? request, HttpContext http, IUserIdResolver users, IChatStore store, TimeProvider time, CancellationToken cancellationToken)
     {
-        var errors = Validation.Conversation(request);
+        var me = users.GetUserId(http)!;
+        var errors = Validation.Conversation(request, me);
         if (errors.Count > 0)
         {
             return Results.ValidationProblem(errors);
         }
 
-        var me = users.GetUserId(http)!;
         List<string> participants = [me, .. request!.Participants!.Where(p => p != me).Distinct(StringComparer.Ordinal)];
         var conversation = new Conversation(StoreIds.NewId(), request.Title?.Trim() ?? string.Empty, participants, StoreIds.Truncate(time.GetUtcNow()));
         await store.CreateConversationAsync(conversation, cancellationToken);
@@ -143,7 +143,18 @@ public static class ChatApi
         }
 
         // One round-trip for all members, whichever nodes they are on.
-        var lookup = await presence.LocateAsync(conversation!.Participants, cancellationToken);
+        PresenceLookup lookup;
+        try
+        {
+            lookup = await presence.LocateAsync(conversation!.Participants, cancellationToken);
+        }
+        catch (BackplaneUnavailableException)
+        {
+            // Presence lives in Redis: while it is unreachable, say so in a way a client can act on (try again later).
+            http.Response.Headers.RetryAfter = "2";
+            return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Presence is temporarily unavailable", detail: "Who is online cannot be looked up right now; try again shortly.");
+        }
+
         var offline = lookup.OfflineUsers.ToHashSet(StringComparer.Ordinal);
         return Results.Ok(conversation.Participants.Select(p => new MemberPresence(p, !offline.Contains(p))).ToList());
     }

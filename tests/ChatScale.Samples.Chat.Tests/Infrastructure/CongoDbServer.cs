@@ -29,6 +29,16 @@ internal sealed class CongoDbServer : IAsyncDisposable
     {
         var directory = typeof(CongoDbServer).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
             .Single(a => a.Key == "CongoDbDirectory").Value!;
+        foreach (var tool in (string[])["node", "npm"])
+        {
+            if (RedisServer.FindOnPath(tool) is null)
+            {
+                throw new MissingTestDependencyException(
+                    $"The MongoDB tests need CongoDB, which runs on Node.js: tried {MongoFixture.EnvironmentVariable} (unset) and {tool} (not on PATH). " +
+                    "Install Node.js (apt-get install -y nodejs npm), or set CHATSCALE_TEST_MONGO to a real MongoDB.");
+            }
+        }
+
         await InstallAsync(directory);
 
         var port = RedisServer.FreePort();
