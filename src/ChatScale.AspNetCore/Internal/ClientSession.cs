@@ -124,7 +124,8 @@ internal sealed class ClientSession
                     buffer = larger;
                 }
 
-                var result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken).ConfigureAwait(false);
+                // Read at most one byte past the cap, whatever size the pool rounded the buffer up to.
+                var result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, _receiveCap) - count), cancellationToken).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return new(ReceiveEnd.ClientClosed, ConnectionCloseStatus.NormalClosure, string.Empty, null);
