@@ -54,7 +54,7 @@ internal sealed class ChatScaleEndpoint
             KeepAliveInterval = endpoint.KeepAliveInterval,
             KeepAliveTimeout = endpoint.KeepAliveTimeout == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : endpoint.KeepAliveTimeout,
         };
-        _session = new ClientSession(options.Value.MaxIncomingFrameBytes, endpoint, metrics, logger, timeProvider ?? TimeProvider.System);
+        _session = new ClientSession(options.Value, endpoint, metrics, logger, timeProvider ?? TimeProvider.System);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -128,8 +128,8 @@ internal sealed class ChatScaleEndpoint
                 return;
             }
 
-            socket = await context.WebSockets.AcceptWebSocketAsync(_acceptContext).ConfigureAwait(false);
-            transport.Attach(socket);
+            (socket, var writer) = await WebSocketUpgrade.AcceptAsync(context, _acceptContext).ConfigureAwait(false);
+            transport.Attach(socket, writer);
             AspNetCoreLog.Accepted(_logger, connection.ConnectionId, userId);
             connectionContext = new ChatScaleConnectionContext(connection, context, _nodeId);
             handler = context.RequestServices.GetService<IClientMessageHandler>();
