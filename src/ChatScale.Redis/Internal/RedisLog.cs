@@ -26,8 +26,14 @@ internal static partial class RedisLog
     [LoggerMessage(2101, LogLevel.Warning, "Publishing to the Redis backplane failed: Redis is unreachable.")]
     public static partial void PublishFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(2203, LogLevel.Warning, "Presence of node {NodeId} held {Found} of its {Expected} connections (Redis restarted or the node was swept); re-registered them.")]
-    public static partial void PresenceRestored(ILogger logger, string nodeId, long found, int expected);
+    [LoggerMessage(2203, LogLevel.Warning, "Presence of node {NodeId} differed from its connections in {Buckets} bucket(s) (Redis lost entries, or kept ones it should not): re-registered {Lost} lost and removed {Ghosts} stale entries.")]
+    public static partial void PresenceRepaired(ILogger logger, string nodeId, int buckets, int lost, int ghosts);
+
+    [LoggerMessage(2204, LogLevel.Warning, "Redis did not confirm the {Operation} of connection {ConnectionId} on node {NodeId}; its removal is retried on every heartbeat until Redis confirms.")]
+    public static partial void RemovalUnconfirmed(ILogger logger, string operation, string connectionId, string nodeId);
+
+    [LoggerMessage(2205, LogLevel.Information, "Redis confirmed the removal of connection {ConnectionId} on node {NodeId} after an earlier failure.")]
+    public static partial void UnconfirmedRemoved(ILogger logger, string connectionId, string nodeId);
 
     [LoggerMessage(2201, LogLevel.Information, "Swept {Removed} presence entries of dead node {NodeId}.")]
     public static partial void NodeSwept(ILogger logger, string nodeId, long removed);
