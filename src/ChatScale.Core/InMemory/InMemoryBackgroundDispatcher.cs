@@ -17,9 +17,9 @@ namespace ChatScale.InMemory;
 /// serialized) and run by background loops started with the host.
 /// </summary>
 /// <remarks>
-/// <para><b>Lanes.</b> A job with an ordering key goes to one of <see cref="DispatcherOptions.Partitions"/>
-/// sequential lanes, chosen by a stable hash of the key; a lane runs one job at a time and retries a failing job in
-/// place, so the jobs behind it (and only those) wait. Jobs without a key share a queue served by
+/// <para><b>Lanes.</b> Every ordering key has its own sequential lane (while it has jobs): a lane runs one job at a
+/// time and retries a failing job in place, so the later jobs of that key (and only those) wait; a retrying or
+/// flooded key never holds back another key. Jobs without a key share a queue served by
 /// <see cref="DispatcherOptions.WorkerCount"/> workers; a failing one is put back after its backoff without holding
 /// a worker. At most <see cref="DispatcherOptions.WorkerCount"/> handlers run at once, lanes included.</para>
 /// <para><b>Capacity.</b> At most <see cref="DispatcherOptions.QueueCapacity"/> newly enqueued jobs wait to start;
@@ -55,9 +55,10 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private readonly ChatScaleMetrics _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly int _workerCount;
+    private readonly int _partitions;
 
     private readonly Channel<QueuedJob> _unordered;
-    private readonly Channel<QueuedJob>[] _lanes;
+    private readonly KeyLanes<QueuedJob> _lanes;
     private readonly SemaphoreSlim _queueSpace;
     private readonly SemaphoreSlim _workerSlots;
 
@@ -95,7 +96,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         var dispatcher = options.Value.Dispatcher
             ?? throw new ArgumentException($"{ChatScaleOptions.SectionName}:{nameof(ChatScaleOptions.Dispatcher)} must not be null.", nameof(options));
         _workerCount = Positive(dispatcher.WorkerCount, nameof(DispatcherOptions.WorkerCount));
-        var partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
+        _partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
         var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
         Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
         _retry = new RetryPolicy(dispatcher);
@@ -108,11 +109,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         // must be able to go back without waiting (a timer callback cannot wait), and QueueCapacity means the whole
         // backlog, not each lane's.
         _unordered = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
-        _lanes = new Channel<QueuedJob>[partitions];
-        for (var i = 0; i < _lanes.Length; i++)
-        {
-            _lanes[i] = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
-        }
+        _lanes = new KeyLanes<QueuedJob>(RunKeyedToEndAsync, _stopping.Token);
 
         _queueSpace = new SemaphoreSlim(capacity, capacity);
         _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
@@ -233,22 +230,17 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     {
         _lifecycle.Start(this, "The in-memory background dispatcher", () =>
         {
-            var loops = new Task[_lanes.Length + _workerCount];
-            for (var i = 0; i < _lanes.Length; i++)
-            {
-                var reader = _lanes[i].Reader;
-                loops[i] = Task.Run(() => RunLaneAsync(reader), CancellationToken.None);
-            }
-
-            for (var i = _lanes.Length; i < loops.Length; i++)
+            var loops = new Task[_workerCount];
+            for (var i = 0; i < loops.Length; i++)
             {
                 loops[i] = Task.Run(RunWorkerAsync, CancellationToken.None);
             }
 
             _loops = loops;
+            _lanes.Start();
         });
 
-        CoreLog.DispatcherStarted(_logger, _workerCount, _lanes.Length, Snapshot().Pending);
+        CoreLog.DispatcherStarted(_logger, _workerCount, _partitions, Snapshot().Pending);
         return Task.CompletedTask;
     }
 
@@ -272,7 +264,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         {
             try
             {
-                await Task.WhenAll(loops).WaitAsync(cancellationToken).ConfigureAwait(false);
+                await Task.WhenAll(Task.WhenAll(loops), _lanes.WhenIdle()).WaitAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -311,7 +303,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         }
 
         _retryTimers.Clear();
-        var loopsDone = Task.WhenAll(loops);
+        var loopsDone = Task.WhenAll(Task.WhenAll(loops), _lanes.WhenIdle());
         try
         {
             await loopsDone.WaitAsync(DisposeGracePeriod).ConfigureAwait(false);
@@ -348,7 +340,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private string Accept(JobTypeRegistration registration, object job, string? orderingKey)
     {
-        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _lanes.Length);
+        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _partitions);
         var queued = new QueuedJob(
             Guid.CreateVersion7().ToString("N"), registration, job, orderingKey, lane, _timeProvider.GetUtcNow(), Activity.Current?.Context ?? default)
         {
@@ -362,8 +354,13 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private void Route(QueuedJob job)
     {
         // Unbounded and never completed: the write cannot fail.
-        var channel = job.Lane < 0 ? _unordered : _lanes[job.Lane];
-        var written = channel.Writer.TryWrite(job);
+        if (job.OrderingKey is not null)
+        {
+            _lanes.Add(job.OrderingKey, job);
+            return;
+        }
+
+        var written = _unordered.Writer.TryWrite(job);
         Debug.Assert(written, "Dispatcher channels are unbounded and never completed.");
     }
 
@@ -376,30 +373,22 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         }
     }
 
-    private async Task RunLaneAsync(ChannelReader<QueuedJob> reader)
+    /// <summary>Runs one keyed job to its end, retrying it in place: the key's later jobs wait, other keys don't.</summary>
+    private async Task RunKeyedToEndAsync(QueuedJob job, CancellationToken stopping)
     {
-        var stopping = _stopping.Token;
         try
         {
-            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            ReleaseQueueSpace(job);
+            var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+            while (outcome.Retry)
             {
-                while (!stopping.IsCancellationRequested && reader.TryRead(out var job))
-                {
-                    ReleaseQueueSpace(job);
-                    var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
-                    while (outcome.Retry)
-                    {
-                        // Retrying in place is what keeps a key's order: the jobs behind this one in the lane wait,
-                        // the other lanes don't.
-                        await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
-                        outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
-                    }
-                }
+                await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
+                outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Stopping: whatever is left stays counted as pending.
+            // Stopping: the job stays counted as pending.
         }
         catch (Exception ex)
         {
