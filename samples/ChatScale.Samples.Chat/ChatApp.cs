@@ -52,6 +52,7 @@ public static class ChatApp
         services.TryAddSingleton(TimeProvider.System);
 
         AddAuthentication(builder);
+        services.AddChatLimits();
 
         var chatScale = services.AddChatScale()
             .AddJobHandler<BroadcastMessageJob, BroadcastMessageHandler>(BroadcastMessageJob.JobName)
@@ -74,7 +75,9 @@ public static class ChatApp
         app.UseStaticFiles();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseRateLimiter();
         app.MapChatApi();
+        app.MapBlockApi();
         app.MapChatScale(WebSocketPath).RequireAuthorization();
         app.MapHealthChecks("/health");
         return app;
@@ -129,6 +132,7 @@ public static class ChatApp
         if (string.IsNullOrWhiteSpace(mongo))
         {
             services.TryAddSingleton<IChatStore, InMemoryChatStore>();
+            services.TryAddSingleton<IBlockList, InMemoryBlockList>();
             return;
         }
 
@@ -136,6 +140,7 @@ public static class ChatApp
         services.TryAddSingleton<IMongoClient>(_ => new MongoClient(url));
         services.TryAddSingleton(sp => new MongoChatStore(sp.GetRequiredService<IMongoClient>().GetDatabase(url.DatabaseName ?? "chatscale_sample")));
         services.TryAddSingleton<IChatStore>(static sp => sp.GetRequiredService<MongoChatStore>());
+        services.TryAddSingleton<IBlockList>(sp => new MongoBlockList(sp.GetRequiredService<IMongoClient>().GetDatabase(url.DatabaseName ?? "chatscale_sample")));
         services.AddHostedService<MongoIndexInitializer>();
     }
 }

@@ -15,17 +15,17 @@ public static class ChatApi
     {
         ArgumentNullException.ThrowIfNull(app);
         var api = app.MapGroup("/api/conversations").RequireAuthorization();
-        api.MapPost("/", CreateConversationAsync);
+        api.MapPost("/", CreateConversationAsync).RequireRateLimiting(ChatLimits.CreatePolicy).WithBodyLimit(app).AddEndpointFilter<InvitationRule>();
         api.MapGet("/", ListConversationsAsync);
         api.MapGet("/{id}", GetConversationAsync);
-        api.MapPost("/{id}/messages", SendMessageAsync);
+        api.MapPost("/{id}/messages", SendMessageAsync).RequireRateLimiting(ChatLimits.SendPolicy).WithBodyLimit(app);
         api.MapGet("/{id}/messages", GetMessagesAsync);
         api.MapGet("/{id}/presence", GetPresenceAsync);
 
         if (app.Environment.IsDevelopment())
         {
             var dev = app.MapGroup("/api/dev");
-            dev.MapPost("/token", IssueToken);
+            dev.MapPost("/token", IssueToken).WithBodyLimit(app);
             dev.MapGet("/notifications", (HttpContext http, IUserIdResolver users, RecordingPushNotifier recorder)
                 => Results.Ok(recorder.For(users.GetUserId(http)!))).RequireAuthorization();
         }
@@ -55,8 +55,13 @@ public static class ChatApi
         return Results.Created($"/api/conversations/{conversation.Id}", conversation);
     }
 
-    private static async Task<IResult> ListConversationsAsync(HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
-        => Results.Ok(await store.ListConversationsForAsync(users.GetUserId(http)!, 100, cancellationToken));
+    private static async Task<IResult> ListConversationsAsync(string? before, int? limit, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+    {
+        var errors = ConversationPaging.Validate(before, limit);
+        return errors.Count > 0
+            ? Results.ValidationProblem(errors)
+            : Results.Ok(await ConversationPaging.ListAsync(store, users.GetUserId(http)!, before, limit, http, cancellationToken));
+    }
 
     private static async Task<IResult> GetConversationAsync(string id, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
     {

@@ -23,7 +23,7 @@ internal sealed class CongoDbServer : IAsyncDisposable
 
     public int Port { get; }
 
-    public string ConnectionString => $"mongodb://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/?directConnection=true";
+    public string ConnectionString => $"mongodb://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/?directConnection=true&serverMonitoringMode=Poll";
 
     public static async Task<CongoDbServer> StartAsync()
     {
