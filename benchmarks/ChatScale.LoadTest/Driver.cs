@@ -98,11 +98,14 @@ internal static class Driver
 
         // --cold: no warm-up beyond the readiness round; the measured phase is the first 100,000 deliveries after start.
         var cold = args.Has("cold");
+        // "chatscale-dispatch" is the background-dispatch form as a system of its own, so one run compares it with
+        // the direct form: --systems chatscale,chatscale-dispatch.
+        var dispatch = system == "chatscale-dispatch" || (args.Has("dispatch") && system == "chatscale");
         return new Scenario
         {
-            System = system,
+            System = system == "chatscale-dispatch" ? "chatscale" : system,
             Run = run,
-            BackgroundDispatch = args.Has("dispatch") && system == "chatscale",
+            BackgroundDispatch = dispatch,
             Routing = args.Get("routing", "targeted"),
             Nodes = args.GetInt("nodes", 2),
             Users = args.GetInt("users", 1000),

@@ -25,6 +25,9 @@ internal sealed class ChatScaleEndpoint
     private readonly AspNetCoreMetrics _metrics;
     private readonly ILogger _logger;
     private readonly OriginPolicy _origins;
+    private readonly ConnectionAdmission _admission;
+    private readonly ChatScaleEndpointOptions _endpointOptions;
+    private readonly TimeProvider _time;
     private readonly WebSocketAcceptContext _acceptContext;
     private readonly ClientSession _session;
     private readonly string _nodeId;
@@ -37,6 +40,7 @@ internal sealed class ChatScaleEndpoint
         AspNetCoreMetrics metrics,
         IOptions<ChatScaleOptions> options,
         IOptions<ChatScaleEndpointOptions> endpointOptions,
+        ConnectionAdmission admission,
         ILogger<ChatScaleEndpoint> logger,
         TimeProvider? timeProvider = null)
     {
@@ -48,13 +52,16 @@ internal sealed class ChatScaleEndpoint
         _logger = logger;
         _nodeId = options.Value.NodeId;
         var endpoint = endpointOptions.Value;
+        _endpointOptions = endpoint;
+        _admission = admission;
+        _time = timeProvider ?? TimeProvider.System;
         _origins = new OriginPolicy(endpoint.AllowedOrigins);
         _acceptContext = new WebSocketAcceptContext
         {
             KeepAliveInterval = endpoint.KeepAliveInterval,
             KeepAliveTimeout = endpoint.KeepAliveTimeout == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : endpoint.KeepAliveTimeout,
         };
-        _session = new ClientSession(options.Value, endpoint, metrics, logger, timeProvider ?? TimeProvider.System);
+        _session = new ClientSession(options.Value, endpoint, metrics, logger, _time);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -88,6 +95,8 @@ internal sealed class ChatScaleEndpoint
 
         if (!context.WebSockets.IsWebSocketRequest)
         {
+            // RFC 6455 4.4: tell a client with another protocol version (or none) which one this server speaks.
+            context.Response.Headers.SecWebSocketVersion = "13";
             Reject(context, StatusCodes.Status400BadRequest, "not_websocket", "not a WebSocket request");
             return;
         }
@@ -95,6 +104,20 @@ internal sealed class ChatScaleEndpoint
         if (_state.IsStopping)
         {
             Reject(context, StatusCodes.Status503ServiceUnavailable, "stopping", "node shutting down");
+            return;
+        }
+
+        var expiresAt = TokenExpiry.Find(context, _endpointOptions);
+        if (expiresAt <= _time.GetUtcNow())
+        {
+            Reject(context, StatusCodes.Status401Unauthorized, "token_expired", "authentication expired");
+            return;
+        }
+
+        // Per-user, per-node and in-progress caps, checked before anything reaches presence (the refusal is written).
+        using var admitted = await _admission.AdmitAsync(context, userId).ConfigureAwait(false);
+        if (admitted is null)
+        {
             return;
         }
 
@@ -130,6 +153,8 @@ internal sealed class ChatScaleEndpoint
 
             (socket, var writer) = await WebSocketUpgrade.AcceptAsync(context, _acceptContext).ConfigureAwait(false);
             transport.Attach(socket, writer);
+            admitted.Upgraded();
+            using var expiry = TokenExpiry.CloseWhenExpired(connection, expiresAt, _time, _logger);
             AspNetCoreLog.Accepted(_logger, connection.ConnectionId, userId);
             connectionContext = new ChatScaleConnectionContext(connection, context, _nodeId);
             handler = context.RequestServices.GetService<IClientMessageHandler>();

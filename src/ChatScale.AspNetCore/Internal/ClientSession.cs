@@ -124,7 +124,7 @@ internal sealed class ClientSession
                     buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialReceiveBuffer, _receiveCap));
                     if (result.MessageType != WebSocketMessageType.Close && !result.EndOfMessage)
                     {
-                        result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken).ConfigureAwait(false);
+                        result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
                     }
                 }
                 else
@@ -138,7 +138,7 @@ internal sealed class ClientSession
                         buffer = larger;
                     }
 
-                    result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken).ConfigureAwait(false);
+                    result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
                 }
 
                 if (result.MessageType == WebSocketMessageType.Close)
@@ -206,6 +206,9 @@ internal sealed class ClientSession
 
     // After a server-initiated close, read and discard until the client's close frame, so that unread input never
     // turns the close into a TCP reset that would hide the close status from the client.
+    /// <summary>Where the next receive writes: at most one byte past the cap, whatever size the pool rounded the buffer up to.</summary>
+    private Memory<byte> ReceiveWindow(byte[] buffer, int count) => buffer.AsMemory(count, Math.Min(buffer.Length, _receiveCap) - count);
+
     private static async Task DrainUntilCloseAsync(WebSocket socket, TimeSpan bound, CancellationToken requestAborted)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
