@@ -29,6 +29,9 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
 
+    // Published to this node's own channel to prove it is subscribed again; never a valid envelope (no magic byte).
+    private static readonly byte[] Probe = "chatscale:probe"u8.ToArray();
+
     // How long host startup waits for the first subscription. Within it, a failed attempt (the multiplexer still
     // connecting, say) is retried before the node takes clients, so none connects to a node that cannot yet receive.
     // Past it, startup goes on degraded (Redis down at boot must not stop the host) and the loop keeps retrying.
@@ -194,7 +197,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     private void Handle(RedisValue value, string channel)
     {
         ReadOnlyMemory<byte> data = (byte[]?)value ?? [];
-        if (data.IsEmpty)
+        if (data.Span.SequenceEqual(Probe))
         {
             return; // A probe of this listener's own subscription (VerifyAsync), not an envelope.
         }
@@ -259,7 +262,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         {
             try
             {
-                var receivers = await _multiplexer.GetSubscriber().PublishAsync(channel, Array.Empty<byte>()).ConfigureAwait(false);
+                var receivers = await _multiplexer.GetSubscriber().PublishAsync(channel, Probe).ConfigureAwait(false);
                 if (receivers > 0 && Volatile.Read(ref _subscribedChannels) == 2 && _multiplexer.GetSubscriber().IsConnected(_keys.AllNodesChannel))
                 {
                     BecameReceiving("resubscribed after a reconnect");
