@@ -51,6 +51,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     private Task _verifying = Task.CompletedTask;
     private int _subscribedChannels;
     private bool _everReceived;
+    private readonly bool _closeAfterResubscribe;
     private int _disposed;
 
     public RedisBackplaneListener(
@@ -69,6 +70,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
         _nodeId = options.Value.NodeId;
         _maxPayloadBytes = options.Value.MaxPayloadBytes;
+        _closeAfterResubscribe = redis.CloseConnectionsAfterResubscribe;
         _metrics = new RedisMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisBackplaneListener>() ?? NullLogger.Instance;
     }
@@ -294,8 +296,9 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 
         var resubscribed = _everReceived;
         _everReceived = true;
-        RedisLog.Receiving(_logger, _nodeId, how, resubscribed ? _connections.Count : 0);
-        if (resubscribed && _connections.Count > 0)
+        var close = resubscribed && _closeAfterResubscribe;
+        RedisLog.Receiving(_logger, _nodeId, how, close ? _connections.Count : 0);
+        if (close && _connections.Count > 0)
         {
             // Frames published while this node was not subscribed are lost: tell its clients to reconnect and catch up.
             RedisFailures.Observe(_connections.CloseAllAsync(ConnectionCloseStatus.ServiceRestart, "Backplane resubscribed; reconnect and catch up.", TimeSpan.FromSeconds(5), _stopping.Token));
