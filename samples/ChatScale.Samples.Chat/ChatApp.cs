@@ -37,11 +37,22 @@ public static class ChatApp
 
         var services = builder.Services;
         var configuration = builder.Configuration;
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = static context =>
+        {
+            if (context.Exception is BadHttpRequestException { InnerException: System.Text.Json.JsonException })
+            {
+                context.ProblemDetails.Detail = "The request body is not valid JSON for this endpoint.";
+            }
+        });
+
+        // A body the API cannot read (not JSON, wrong content type, too large) is the client's mistake: answer with its
+        // 4xx problem details, not 500.
+        services.AddExceptionHandler(o => o.StatusCodeSelector = static exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = ChatEvents.Json.PropertyNamingPolicy);
         services.TryAddSingleton(TimeProvider.System);
 
         AddAuthentication(builder);
+        services.AddChatLimits();
 
         var chatScale = services.AddChatScale()
             .AddJobHandler<BroadcastMessageJob, BroadcastMessageHandler>(BroadcastMessageJob.JobName)
@@ -64,7 +75,9 @@ public static class ChatApp
         app.UseStaticFiles();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseRateLimiter();
         app.MapChatApi();
+        app.MapBlockApi();
         app.MapChatScale(WebSocketPath).RequireAuthorization();
         app.MapHealthChecks("/health");
         return app;
@@ -119,6 +132,7 @@ public static class ChatApp
         if (string.IsNullOrWhiteSpace(mongo))
         {
             services.TryAddSingleton<IChatStore, InMemoryChatStore>();
+            services.TryAddSingleton<IBlockList, InMemoryBlockList>();
             return;
         }
 
@@ -126,6 +140,7 @@ public static class ChatApp
         services.TryAddSingleton<IMongoClient>(_ => new MongoClient(url));
         services.TryAddSingleton(sp => new MongoChatStore(sp.GetRequiredService<IMongoClient>().GetDatabase(url.DatabaseName ?? "chatscale_sample")));
         services.TryAddSingleton<IChatStore>(static sp => sp.GetRequiredService<MongoChatStore>());
+        services.TryAddSingleton<IBlockList>(sp => new MongoBlockList(sp.GetRequiredService<IMongoClient>().GetDatabase(url.DatabaseName ?? "chatscale_sample")));
         services.AddHostedService<MongoIndexInitializer>();
     }
 }

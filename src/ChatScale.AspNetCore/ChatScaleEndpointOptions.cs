@@ -50,4 +50,46 @@ public sealed class ChatScaleEndpointOptions
     /// <see cref="TimeSpan.Zero"/> disables the check. Default 15 s.
     /// </summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// How many WebSocket connections one user may hold on this node at once; one more is refused with 429 Too Many
+    /// Requests (and <c>Retry-After</c>) before anything is written to presence, so the user's open connections are
+    /// not disturbed. 0 disables the cap. Default 16 (a user with many tabs and devices stays well under it).
+    /// </summary>
+    /// <remarks>The count is per node: a user whose connections land on N nodes may hold up to N times this.</remarks>
+    public int MaxConnectionsPerUser { get; set; } = 16;
+
+    /// <summary>
+    /// How many WebSocket connections this node holds at once; one more is refused with 503 Service Unavailable and
+    /// <c>Retry-After</c> (and <c>Connection: close</c>), so the node keeps serving the connections it has instead of
+    /// running out of file descriptors. Null (the default) derives it from the process's open-file limit
+    /// (<c>ulimit -n</c>, read at start; unbounded where the OS reports none, e.g. Windows): of the descriptors not
+    /// open at start (a .NET web app holds ~250 then, one per loaded assembly) minus 128 for later growth, two
+    /// thirds; with <c>ulimit -n 1024</c> about 400. The cap is logged at start (event 3014).
+    /// </summary>
+    /// <remarks>
+    /// Each open connection costs memory as well (about 44 KB measured with the sample app), so on a host with a high
+    /// file limit set this from memory too. When the host leaves Kestrel's <c>Limits.MaxConcurrentConnections</c>
+    /// unset, <c>AddChatScale</c> sets it to the other third: those are connections not (yet) upgraded;
+    /// upgraded ones count against Kestrel's <c>MaxConcurrentUpgradedConnections</c> (left unset, since this cap
+    /// already bounds them).
+    /// </remarks>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>
+    /// How many WebSocket handshakes (presence registration, then upgrade) may be in progress at once on this node;
+    /// more wait for a slot, and one that waits longer than 5 s is refused with 503 and <c>Retry-After</c>. This keeps
+    /// a reconnect storm from queueing thousands of presence writes on the shared Redis connection ahead of the node's
+    /// heartbeat and the dispatcher's lease renewals. 0 disables the limit. Default 64.
+    /// </summary>
+    public int MaxConcurrentUpgrades { get; set; } = 64;
+
+    /// <summary>
+    /// Whether a connection is closed with 1008 (policy violation, reason "Token expired.") when the authentication
+    /// that opened it expires: the ticket's <c>ExpiresUtc</c> (JWT bearer and cookie authentication set it), else
+    /// the user's <c>exp</c> claim. A request whose authentication has already expired is refused with 401. It costs
+    /// one timer per connection that has an expiry and nothing per message. Default true; the client reconnects with
+    /// a fresh token.
+    /// </summary>
+    public bool CloseOnTokenExpiry { get; set; } = true;
 }

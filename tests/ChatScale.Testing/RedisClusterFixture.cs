@@ -20,9 +20,9 @@ public sealed class RedisClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var server = RedisServer.FindOnPath("redis-server")
-            ?? throw new InvalidOperationException("The cluster tests need redis-server on PATH (apt-get install redis-server).");
+            ?? throw new MissingTestDependencyException("The cluster tests need redis-server on PATH (not found; apt-get install -y redis-server).");
         var cli = RedisServer.FindOnPath("redis-cli")
-            ?? throw new InvalidOperationException("The cluster tests need redis-cli on PATH (apt-get install redis-server).");
+            ?? throw new MissingTestDependencyException("The cluster tests need redis-cli on PATH (not found; apt-get install -y redis-server).");
 
         for (var i = 0; i < 3; i++)
         {

@@ -23,7 +23,8 @@ public abstract class RedisServer : IAsyncDisposable
 
     /// <summary>
     /// Starts a new standalone server: <c>redis-server</c> from PATH if present, else a Docker container.
-    /// Throws (rather than skipping) when neither is available, so a missing dependency is visible.
+    /// Throws <see cref="MissingTestDependencyException"/> (rather than skipping) when neither is available, so a
+    /// missing dependency is visible, in one line.
     /// </summary>
     public static async Task<RedisServer> StartNewAsync(params string[] extraArguments)
     {
@@ -32,6 +33,13 @@ public abstract class RedisServer : IAsyncDisposable
             var server = new ProcessRedisServer(binary, FreePort(), extraArguments);
             await server.StartAsync().ConfigureAwait(false);
             return server;
+        }
+
+        if (!await DockerEndpoint.IsAvailableAsync().ConfigureAwait(false))
+        {
+            throw new MissingTestDependencyException(
+                $"No Redis for the tests: tried {RedisFixture.EnvironmentVariable} (unset), redis-server (not on PATH), " +
+                $"Docker (no engine at {DockerEndpoint.Describe()}). Install redis-server (apt-get install -y redis-server).");
         }
 
         var container = new ContainerRedisServer(FreePort());
@@ -43,7 +51,9 @@ public abstract class RedisServer : IAsyncDisposable
         {
             await container.DisposeAsync().ConfigureAwait(false);
             throw new InvalidOperationException(
-                "No Redis for the tests: set CHATSCALE_TEST_REDIS, install redis-server (apt-get install redis-server), or run a Docker engine.", ex);
+                $"No Redis for the tests: redis-server is not on PATH and the Docker engine at {DockerEndpoint.Describe()} " +
+                $"could not start a Redis container. Install redis-server (apt-get install -y redis-server), set " +
+                $"{RedisFixture.EnvironmentVariable}, or run `{MissingTestDependencyException.SetUpCommand}`.", ex);
         }
 
         return container;

@@ -15,17 +15,17 @@ public static class ChatApi
     {
         ArgumentNullException.ThrowIfNull(app);
         var api = app.MapGroup("/api/conversations").RequireAuthorization();
-        api.MapPost("/", CreateConversationAsync);
+        api.MapPost("/", CreateConversationAsync).RequireRateLimiting(ChatLimits.CreatePolicy).WithBodyLimit(app).AddEndpointFilter<InvitationRule>();
         api.MapGet("/", ListConversationsAsync);
         api.MapGet("/{id}", GetConversationAsync);
-        api.MapPost("/{id}/messages", SendMessageAsync);
+        api.MapPost("/{id}/messages", SendMessageAsync).RequireRateLimiting(ChatLimits.SendPolicy).WithBodyLimit(app);
         api.MapGet("/{id}/messages", GetMessagesAsync);
         api.MapGet("/{id}/presence", GetPresenceAsync);
 
         if (app.Environment.IsDevelopment())
         {
             var dev = app.MapGroup("/api/dev");
-            dev.MapPost("/token", IssueToken);
+            dev.MapPost("/token", IssueToken).WithBodyLimit(app);
             dev.MapGet("/notifications", (HttpContext http, IUserIdResolver users, RecordingPushNotifier recorder)
                 => Results.Ok(recorder.For(users.GetUserId(http)!))).RequireAuthorization();
         }
@@ -42,21 +42,26 @@ public static class ChatApi
     private static async Task<IResult> CreateConversationAsync(
         CreateConversationRequest? request, HttpContext http, IUserIdResolver users, IChatStore store, TimeProvider time, CancellationToken cancellationToken)
     {
-        var errors = Validation.Conversation(request);
+        var me = users.GetUserId(http)!;
+        var errors = Validation.Conversation(request, me);
         if (errors.Count > 0)
         {
             return Results.ValidationProblem(errors);
         }
 
-        var me = users.GetUserId(http)!;
         List<string> participants = [me, .. request!.Participants!.Where(p => p != me).Distinct(StringComparer.Ordinal)];
         var conversation = new Conversation(StoreIds.NewId(), request.Title?.Trim() ?? string.Empty, participants, StoreIds.Truncate(time.GetUtcNow()));
         await store.CreateConversationAsync(conversation, cancellationToken);
         return Results.Created($"/api/conversations/{conversation.Id}", conversation);
     }
 
-    private static async Task<IResult> ListConversationsAsync(HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
-        => Results.Ok(await store.ListConversationsForAsync(users.GetUserId(http)!, 100, cancellationToken));
+    private static async Task<IResult> ListConversationsAsync(string? before, int? limit, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
+    {
+        var errors = ConversationPaging.Validate(before, limit);
+        return errors.Count > 0
+            ? Results.ValidationProblem(errors)
+            : Results.Ok(await ConversationPaging.ListAsync(store, users.GetUserId(http)!, before, limit, http, cancellationToken));
+    }
 
     private static async Task<IResult> GetConversationAsync(string id, HttpContext http, IUserIdResolver users, IChatStore store, CancellationToken cancellationToken)
     {
@@ -138,7 +143,18 @@ public static class ChatApi
         }
 
         // One round-trip for all members, whichever nodes they are on.
-        var lookup = await presence.LocateAsync(conversation!.Participants, cancellationToken);
+        PresenceLookup lookup;
+        try
+        {
+            lookup = await presence.LocateAsync(conversation!.Participants, cancellationToken);
+        }
+        catch (BackplaneUnavailableException)
+        {
+            // Presence lives in Redis: while it is unreachable, say so in a way a client can act on (try again later).
+            http.Response.Headers.RetryAfter = "2";
+            return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Presence is temporarily unavailable", detail: "Who is online cannot be looked up right now; try again shortly.");
+        }
+
         var offline = lookup.OfflineUsers.ToHashSet(StringComparer.Ordinal);
         return Results.Ok(conversation.Participants.Select(p => new MemberPresence(p, !offline.Contains(p))).ToList());
     }

@@ -44,7 +44,7 @@ internal static class Validation
         return errors;
     }
 
-    public static Dictionary<string, string[]> Conversation(CreateConversationRequest? request)
+    public static Dictionary<string, string[]> Conversation(CreateConversationRequest? request, string me)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (request?.Title is { Length: > MaxTitleLength })
@@ -64,6 +64,10 @@ internal static class Validation
         else if (participants.Any(p => !IsUserName(p)))
         {
             errors["participants"] = ["Each participant must be 1 to 32 letters, digits, '-', '_' or '.'."];
+        }
+        else if (participants.All(p => string.Equals(p, me, StringComparison.Ordinal)))
+        {
+            errors["participants"] = ["Name at least one other participant: a conversation with only yourself is not allowed."];
         }
 
         return errors;

@@ -22,11 +22,15 @@ public interface IChatStore
     /// <param name="cancellationToken">Cancels the call.</param>
     Task<Conversation?> GetConversationAsync(string conversationId, CancellationToken cancellationToken = default);
 
-    /// <summary>The conversations <paramref name="userId"/> takes part in, newest first, at most <paramref name="limit"/>.</summary>
+    /// <summary>
+    /// The conversations <paramref name="userId"/> takes part in, newest first (by id), at most <paramref name="limit"/>,
+    /// only those older than <paramref name="before"/> when given: pass the last id of a page to get the next one.
+    /// </summary>
     /// <param name="userId">The user.</param>
+    /// <param name="before">A conversation id (need not exist) the page starts after, or null for the newest; a malformed id lists nothing.</param>
     /// <param name="limit">At most this many.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, int limit, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, string? before, int limit, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Saves <paramref name="message"/> with the conversation's next sequence number, unless a message with its id

@@ -34,11 +34,16 @@ public sealed class InMemoryChatStore : IChatStore
         => Task.FromResult(_conversations.GetValueOrDefault(conversationId)?.Conversation);
 
     /// <inheritdoc />
-    public Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, int limit, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, string? before, int limit, CancellationToken cancellationToken = default)
     {
+        if (before is not null && !StoreIds.IsValid(before))
+        {
+            return Task.FromResult<IReadOnlyList<Conversation>>([]);
+        }
+
         IReadOnlyList<Conversation> result = _conversations.Values
             .Select(log => log.Conversation)
-            .Where(c => c.HasParticipant(userId))
+            .Where(c => c.HasParticipant(userId) && (before is null || string.CompareOrdinal(c.Id, before.ToLowerInvariant()) < 0))
             .OrderByDescending(c => c.Id, StringComparer.Ordinal)
             .Take(limit)
             .ToList();

@@ -86,10 +86,21 @@ public sealed class MongoChatStore : IChatStore
     }
 
     /// <inheritdoc />
-    public async Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, int limit, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<Conversation>> ListConversationsForAsync(string userId, string? before, int limit, CancellationToken cancellationToken = default)
     {
+        if (before is not null && !StoreIds.IsValid(before))
+        {
+            return [];
+        }
+
+        var filter = Builders<ConversationDocument>.Filter.AnyEq(c => c.Participants, userId);
+        if (before is not null)
+        {
+            filter &= Builders<ConversationDocument>.Filter.Lt(c => c.Id, ObjectId.Parse(before));
+        }
+
         var documents = await _conversations
-            .Find(Builders<ConversationDocument>.Filter.AnyEq(c => c.Participants, userId))
+            .Find(filter)
             .SortByDescending(c => c.Id)
             .Limit(limit)
             .ToListAsync(cancellationToken);

@@ -3,6 +3,7 @@ using ChatScale.AspNetCore;
 using ChatScale.AspNetCore.Internal;
 using ChatScale.Connections;
 using ChatScale.InMemory;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,9 @@ public static class ChatScaleServiceCollectionExtensions
     /// Adds ChatScale: options bound from the <c>ChatScale</c> configuration section (and the endpoint's from
     /// <c>ChatScale:Endpoint</c>), then <paramref name="configure"/>, validated when the host starts; the local
     /// fan-out engine; in-memory presence, broadcaster and background dispatcher (a single node needs nothing else); the presence heartbeat,
-    /// graceful shutdown and dispatcher hosted services. Map the endpoint with <c>app.MapChatScale("/ws")</c>.
+    /// graceful shutdown and dispatcher hosted services; and, when the host left it unset, Kestrel's
+    /// <c>Limits.MaxConcurrentConnections</c> from the process's open-file limit (see
+    /// <see cref="ChatScaleEndpointOptions.MaxConnections"/>). Map the endpoint with <c>app.MapChatScale("/ws")</c>.
     /// </summary>
     /// <remarks>
     /// Every service is added with TryAdd semantics, so calling this twice is harmless, services registered before
@@ -58,7 +61,9 @@ public static class ChatScaleServiceCollectionExtensions
 
         services.TryAddSingleton<ChatScaleNodeState>();
         services.TryAddSingleton<AspNetCoreMetrics>();
+        services.TryAddSingleton<ConnectionAdmission>();
         services.TryAddSingleton<ChatScaleEndpoint>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<KestrelServerOptions>, KestrelConnectionLimits>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ChatScaleNodeService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BackgroundDispatcherService>());
 

@@ -39,6 +39,15 @@ internal static partial class AspNetCoreLog
     [LoggerMessage(3010, LogLevel.Error, "The client message handler's OnDisconnectedAsync failed on connection {ConnectionId}.")]
     public static partial void DisconnectHandlerFailed(ILogger logger, Exception exception, string connectionId);
 
+    [LoggerMessage(3012, LogLevel.Warning, "ChatScale:Endpoint:MaxConnections ({Cap}) leaves no room under the process's open-file limit ({Limit}) for what it already holds: past the limit the node cannot accept any socket. Lower the cap or raise the limit (ulimit -n).")]
+    public static partial void NodeCapAboveFileLimit(ILogger logger, int cap, long limit);
+
+    [LoggerMessage(3014, LogLevel.Information, "WebSocket node cap {Cap} connections (open-file limit {Limit}, {Open} open at start; ChatScale:Endpoint:MaxConnections sets it).")]
+    public static partial void NodeCap(ILogger logger, int cap, long limit, int open);
+
+    [LoggerMessage(3013, LogLevel.Information, "Closing connection {ConnectionId} of user {UserId} with 1008: its authentication expired at {ExpiresAt}.")]
+    public static partial void TokenExpired(ILogger logger, string connectionId, string userId, DateTimeOffset expiresAt);
+
     [LoggerMessage(3101, LogLevel.Warning, "Presence heartbeat of node {NodeId} failed; other nodes will see this node's users offline if it keeps failing for longer than ChatScale:PresenceTimeout.")]
     public static partial void HeartbeatFailed(ILogger logger, Exception exception, string nodeId);
 

@@ -1,7 +1,4 @@
-using System.Buffers;
 using System.Net.WebSockets;
-using System.Text.Json;
-using System.Text.Unicode;
 using ChatScale.Backplane;
 using ChatScale.Connections;
 using Microsoft.AspNetCore.Http;
@@ -13,15 +10,13 @@ namespace ChatScale.AspNetCore.Internal;
 
 /// <summary>
 /// The request delegate behind <c>MapChatScale</c>: authenticate, check the origin, join the local fan-out engine and
-/// presence, upgrade, then run the receive loop until the connection ends, and leave on every exit path.
+/// presence, upgrade, then hand the socket to <see cref="ClientSession"/> until the connection ends, and leave on
+/// every exit path.
 /// </summary>
 internal sealed class ChatScaleEndpoint
 {
     // How long a closing side waits for the other's close frame before it drops the socket.
     internal static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
-
-    private const int InitialReceiveBuffer = 4 * 1024;
-    private static readonly JsonReaderOptions JsonOptions = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 64 };
 
     private readonly LocalConnections _connections;
     private readonly IConnectionRegistry _registry;
@@ -29,13 +24,13 @@ internal sealed class ChatScaleEndpoint
     private readonly ChatScaleNodeState _state;
     private readonly AspNetCoreMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly TimeProvider _time;
     private readonly OriginPolicy _origins;
+    private readonly ConnectionAdmission _admission;
     private readonly ChatScaleEndpointOptions _endpointOptions;
+    private readonly TimeProvider _time;
     private readonly WebSocketAcceptContext _acceptContext;
+    private readonly ClientSession _session;
     private readonly string _nodeId;
-    private readonly int _maxMessageBytes;
-    private readonly int _receiveCap;
 
     public ChatScaleEndpoint(
         LocalConnections connections,
@@ -45,6 +40,7 @@ internal sealed class ChatScaleEndpoint
         AspNetCoreMetrics metrics,
         IOptions<ChatScaleOptions> options,
         IOptions<ChatScaleEndpointOptions> endpointOptions,
+        ConnectionAdmission admission,
         ILogger<ChatScaleEndpoint> logger,
         TimeProvider? timeProvider = null)
     {
@@ -54,24 +50,18 @@ internal sealed class ChatScaleEndpoint
         _state = state;
         _metrics = metrics;
         _logger = logger;
-        _time = timeProvider ?? TimeProvider.System;
         _nodeId = options.Value.NodeId;
-        _maxMessageBytes = options.Value.MaxIncomingFrameBytes;
-        _receiveCap = (int)Math.Min((long)_maxMessageBytes + 1, Array.MaxLength);
-        _endpointOptions = endpointOptions.Value;
-        _origins = new OriginPolicy(_endpointOptions.AllowedOrigins);
+        var endpoint = endpointOptions.Value;
+        _endpointOptions = endpoint;
+        _admission = admission;
+        _time = timeProvider ?? TimeProvider.System;
+        _origins = new OriginPolicy(endpoint.AllowedOrigins);
         _acceptContext = new WebSocketAcceptContext
         {
-            KeepAliveInterval = _endpointOptions.KeepAliveInterval,
-            KeepAliveTimeout = _endpointOptions.KeepAliveTimeout == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : _endpointOptions.KeepAliveTimeout,
+            KeepAliveInterval = endpoint.KeepAliveInterval,
+            KeepAliveTimeout = endpoint.KeepAliveTimeout == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : endpoint.KeepAliveTimeout,
         };
-    }
-
-    private enum Outcome
-    {
-        ClientClosed,
-        Violation,
-        Aborted,
+        _session = new ClientSession(options.Value, endpoint, metrics, logger, _time);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -105,6 +95,8 @@ internal sealed class ChatScaleEndpoint
 
         if (!context.WebSockets.IsWebSocketRequest)
         {
+            // RFC 6455 4.4: tell a client with another protocol version (or none) which one this server speaks.
+            context.Response.Headers.SecWebSocketVersion = "13";
             Reject(context, StatusCodes.Status400BadRequest, "not_websocket", "not a WebSocket request");
             return;
         }
@@ -112,6 +104,20 @@ internal sealed class ChatScaleEndpoint
         if (_state.IsStopping)
         {
             Reject(context, StatusCodes.Status503ServiceUnavailable, "stopping", "node shutting down");
+            return;
+        }
+
+        var expiresAt = TokenExpiry.Find(context, _endpointOptions);
+        if (expiresAt <= _time.GetUtcNow())
+        {
+            Reject(context, StatusCodes.Status401Unauthorized, "token_expired", "authentication expired");
+            return;
+        }
+
+        // Per-user, per-node and in-progress caps, checked before anything reaches presence (the refusal is written).
+        using var admitted = await _admission.AdmitAsync(context, userId).ConfigureAwait(false);
+        if (admitted is null)
+        {
             return;
         }
 
@@ -145,12 +151,14 @@ internal sealed class ChatScaleEndpoint
                 return;
             }
 
-            socket = await context.WebSockets.AcceptWebSocketAsync(_acceptContext).ConfigureAwait(false);
-            transport.Attach(socket);
+            (socket, var writer) = await WebSocketUpgrade.AcceptAsync(context, _acceptContext).ConfigureAwait(false);
+            transport.Attach(socket, writer);
+            admitted.Upgraded();
+            using var expiry = TokenExpiry.CloseWhenExpired(connection, expiresAt, _time, _logger);
             AspNetCoreLog.Accepted(_logger, connection.ConnectionId, userId);
             connectionContext = new ChatScaleConnectionContext(connection, context, _nodeId);
             handler = context.RequestServices.GetService<IClientMessageHandler>();
-            _metrics.Closed(await RunAsync(context, socket, connection, connectionContext, handler).ConfigureAwait(false));
+            _metrics.Closed(await _session.RunAsync(context, socket, connection, connectionContext, handler).ConfigureAwait(false));
         }
         catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || ex is WebSocketException or IOException)
         {
@@ -160,7 +168,7 @@ internal sealed class ChatScaleEndpoint
         finally
         {
             connection.Abort();
-            await WaitAsync(connection.Completion, CloseHandshakeTimeout).ConfigureAwait(false);
+            await ClientSession.WaitAsync(connection.Completion, CloseHandshakeTimeout).ConfigureAwait(false);
             socket?.Dispose();
             if (registering)
             {
@@ -171,182 +179,6 @@ internal sealed class ChatScaleEndpoint
             {
                 await OnDisconnectedAsync(handler, connectionContext).ConfigureAwait(false);
             }
-        }
-    }
-
-    private async Task<string> RunAsync(HttpContext context, WebSocket socket, ClientConnection connection, ChatScaleConnectionContext connectionContext, IClientMessageHandler? handler)
-    {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialReceiveBuffer, _receiveCap));
-        try
-        {
-            var receive = ReceiveAsync(socket, connectionContext, handler, buffer, ended.Token);
-            if (await Task.WhenAny(receive, connection.Completion).ConfigureAwait(false) != receive)
-            {
-                // The server closed the connection (shutdown, or a slow consumer under the close policy), or sending
-                // failed: let the client answer the close frame, but not forever.
-                await WaitAsync(receive, CloseHandshakeTimeout).ConfigureAwait(false);
-                if (!receive.IsCompleted)
-                {
-                    socket.Abort();
-                }
-            }
-
-            var (outcome, status, reason, exception) = await receive.ConfigureAwait(false);
-            switch (outcome)
-            {
-                case Outcome.ClientClosed:
-                    // Answer the client's close (no-op when the server closed first); frames still queued are moot.
-                    await connection.CloseAsync(ConnectionCloseStatus.NormalClosure, string.Empty, TimeSpan.Zero).ConfigureAwait(false);
-                    return connection.CloseStatus is { } closedWith and not ConnectionCloseStatus.NormalClosure ? Describe(closedWith) : "client_closed";
-
-                case Outcome.Violation:
-                    if (exception is not null)
-                    {
-                        AspNetCoreLog.HandlerFailed(_logger, exception, connection.ConnectionId, connection.UserId);
-                    }
-                    else
-                    {
-                        AspNetCoreLog.ClosingConnection(_logger, connection.ConnectionId, connection.UserId, status, reason);
-                    }
-
-                    var closing = connection.CloseAsync(status, reason, TimeSpan.Zero);
-                    await DrainUntilCloseAsync(socket, buffer, context.RequestAborted).ConfigureAwait(false);
-                    await WaitAsync(closing, CloseHandshakeTimeout).ConfigureAwait(false);
-                    return Describe(status);
-
-                default:
-                    AspNetCoreLog.ConnectionAborted(_logger, exception, connection.ConnectionId);
-                    return "aborted";
-            }
-        }
-        finally
-        {
-            await ended.CancelAsync().ConfigureAwait(false);
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private async Task<(Outcome Outcome, ConnectionCloseStatus Status, string Reason, Exception? Exception)> ReceiveAsync(
-        WebSocket socket,
-        ChatScaleConnectionContext connectionContext,
-        IClientMessageHandler? handler,
-        byte[] initialBuffer,
-        CancellationToken cancellationToken)
-    {
-        var buffer = initialBuffer;
-        var count = 0;
-        var rate = new TokenBucket(_endpointOptions.MessagesPerSecond, _endpointOptions.MessageBurst, _time);
-        try
-        {
-            if (handler is not null)
-            {
-                try
-                {
-                    await handler.OnConnectedAsync(connectionContext, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-                {
-                    return (Outcome.Violation, ConnectionCloseStatus.InternalServerError, "Server error.", ex);
-                }
-            }
-
-            while (true)
-            {
-                if (count == buffer.Length)
-                {
-                    // Grow to at most one byte past the cap: enough to tell that a message is too big.
-                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(buffer.Length * 2L, _receiveCap));
-                    buffer.AsSpan(0, count).CopyTo(larger);
-                    if (!ReferenceEquals(buffer, initialBuffer))
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
-
-                    buffer = larger;
-                }
-
-                var result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken).ConfigureAwait(false);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return (Outcome.ClientClosed, ConnectionCloseStatus.NormalClosure, string.Empty, null);
-                }
-
-                if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    return (Outcome.Violation, ConnectionCloseStatus.InvalidMessageType, "Only text frames of UTF-8 JSON are accepted.", null);
-                }
-
-                count += result.Count;
-                if (count > _maxMessageBytes)
-                {
-                    return (Outcome.Violation, ConnectionCloseStatus.MessageTooBig, $"Messages are limited to {_maxMessageBytes} bytes.", null);
-                }
-
-                if (!result.EndOfMessage)
-                {
-                    continue;
-                }
-
-                var message = buffer.AsMemory(0, count);
-                count = 0;
-                if (!rate.TryTake())
-                {
-                    return (Outcome.Violation, ConnectionCloseStatus.PolicyViolation, "Message rate limit exceeded.", null);
-                }
-
-                if (!IsUtf8Json(message.Span))
-                {
-                    return (Outcome.Violation, ConnectionCloseStatus.InvalidPayloadData, "Text frames must be UTF-8 JSON.", null);
-                }
-
-                _metrics.MessageReceived();
-                if (handler is not null)
-                {
-                    try
-                    {
-                        await handler.OnMessageAsync(connectionContext, message, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-                    {
-                        return (Outcome.Violation, ConnectionCloseStatus.InternalServerError, "Server error.", ex);
-                    }
-                }
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            return (Outcome.Aborted, ConnectionCloseStatus.NormalClosure, string.Empty, ex);
-        }
-        finally
-        {
-            if (!ReferenceEquals(buffer, initialBuffer))
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-    }
-
-    // After a server-initiated close, read and discard until the client's close frame, so that unread input never
-    // turns the close into a TCP reset that would hide the close status from the client.
-    private static async Task DrainUntilCloseAsync(WebSocket socket, byte[] scratch, CancellationToken requestAborted)
-    {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
-        deadline.CancelAfter(CloseHandshakeTimeout);
-        try
-        {
-            while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
-            {
-                var result = await socket.ReceiveAsync(scratch.AsMemory(), deadline.Token).ConfigureAwait(false);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The client did not answer in time or went away: the socket is dropped.
         }
     }
 
@@ -385,49 +217,4 @@ internal sealed class ChatScaleEndpoint
             context.Response.StatusCode = statusCode;
         }
     }
-
-    private static async Task WaitAsync(Task task, TimeSpan timeout)
-    {
-        try
-        {
-            await task.WaitAsync(timeout).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or WebSocketException or IOException)
-        {
-            // Bounded wait: the caller proceeds either way.
-        }
-    }
-
-    private static bool IsUtf8Json(ReadOnlySpan<byte> utf8)
-    {
-        if (!Utf8.IsValid(utf8))
-        {
-            return false;
-        }
-
-        var reader = new Utf8JsonReader(utf8, JsonOptions);
-        try
-        {
-            while (reader.Read())
-            {
-            }
-
-            return reader.TokenType != JsonTokenType.None;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
-    }
-
-    private static string Describe(ConnectionCloseStatus status) => status switch
-    {
-        ConnectionCloseStatus.GoingAway => "going_away",
-        ConnectionCloseStatus.InvalidMessageType => "invalid_message_type",
-        ConnectionCloseStatus.InvalidPayloadData => "invalid_payload",
-        ConnectionCloseStatus.PolicyViolation => "policy_violation",
-        ConnectionCloseStatus.MessageTooBig => "message_too_big",
-        ConnectionCloseStatus.InternalServerError => "server_error",
-        _ => "closed",
-    };
 }

@@ -37,6 +37,21 @@ internal sealed class ChatScaleEndpointOptionsValidator : IValidateOptions<ChatS
             failures.Add($"{P}{nameof(options.KeepAliveTimeout)} must not be negative (was {options.KeepAliveTimeout}); use 0 to disable the check.");
         }
 
+        if (options.MaxConnectionsPerUser < 0)
+        {
+            failures.Add($"{P}{nameof(options.MaxConnectionsPerUser)} must be 0 (no cap) or greater (was {options.MaxConnectionsPerUser}).");
+        }
+
+        if (options.MaxConnections is < 1)
+        {
+            failures.Add($"{P}{nameof(options.MaxConnections)} must be at least 1, or unset to derive it from the open-file limit (was {options.MaxConnections}).");
+        }
+
+        if (options.MaxConcurrentUpgrades < 0)
+        {
+            failures.Add($"{P}{nameof(options.MaxConcurrentUpgrades)} must be 0 (no limit) or greater (was {options.MaxConcurrentUpgrades}).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

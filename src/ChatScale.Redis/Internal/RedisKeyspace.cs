@@ -17,16 +17,19 @@ namespace ChatScale.Redis.Internal;
 /// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms
 /// P:bp:node:&lt;nodeId&gt;            channel: envelopes for one node
 /// P:bp:all                      channel: envelopes for every node
-/// {P:dispatch}:p:&lt;i&gt;           stream: keyed jobs of partition i (consumer group "workers")
-/// {P:dispatch}:shared           stream: unkeyed jobs (consumer group "workers")
-/// {P:dispatch}:dead             stream: dead-lettered jobs
-/// {P:dispatch}:lease:&lt;i&gt;       string: the dispatcher instance owning partition i (PX = lease TTL)
+/// {P:dispatch:&lt;i&gt;}:jobs        stream: keyed jobs of partition i (consumer group "workers")
+/// {P:dispatch:&lt;i&gt;}:lease       string: "instanceId:fencingToken" of the owner of partition i (PX = lease TTL)
+/// {P:dispatch:&lt;i&gt;}:fence       string: the partition's last fencing token (INCR, never expires)
+/// {P:dispatch:&lt;i&gt;}:attempts    hash   entry id -&gt; "attempts:next attempt (server unix ms)" of a retrying job
+/// {P:dispatch:&lt;i&gt;}:dead        stream: dead-lettered jobs of partition i
+/// {P:dispatch:shared}:jobs|attempts|dead   the same for unkeyed jobs (no lease: any instance reads them)
 /// {P:dispatch}:members          zset   dispatcher instance id, score = membership expiry (server unix ms)
-/// P:dispatch:wake               channel: "a job was added to partition i" (-1: the shared stream)
+/// P:dispatch:wake:&lt;instance&gt;   channel: "jobs were added to these partitions" for the owner of those partitions
+/// P:dispatch:wake               channel: the same, from enqueuers that do not know the owners yet
 /// </code>
-/// <para><b>Dispatcher keys</b> share the hash tag <c>{P:dispatch}</c> (a different slot from presence): the atomic
-/// scripts that ack under a lease check, dead-letter or replay touch a job stream, a lease and the dead-letter stream
-/// together.</para>
+/// <para><b>Dispatcher keys</b> carry one hash tag per partition (<c>{P:dispatch:i}</c>), so on a Redis Cluster the
+/// partitions spread over the shards; the fenced scripts (read, ack, retry, dead-letter under the lease check) and
+/// replay only ever touch the keys of one partition, which share its slot.</para>
 /// <para><b>Presence is spread over the cluster's slots.</b> A user belongs to one of 128 buckets (FNV-1a of the id);
 /// each bucket has its own hash tag, chosen so bucket <c>b</c> sits in slot range <c>[128b, 128b + 128)</c>
 /// (<see cref="PresenceBuckets"/>), so masters owning even slot ranges hold even shares. Every atomic step stays in
@@ -76,32 +79,37 @@ internal sealed class RedisKeyspace
         _nodeChannelPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":bp:node:");
         AllNodesChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":bp:all"));
 
-        _dispatchTag = "{" + keyPrefix + ":dispatch}:";
-        SharedJobs = (RedisKey)(_dispatchTag + "shared");
-        DeadLetters = (RedisKey)(_dispatchTag + "dead");
-        DispatcherMembers = (RedisKey)(_dispatchTag + "members");
-        DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":dispatch:wake"));
+        _dispatchPrefix = keyPrefix + ":dispatch";
+        SharedJobs = (RedisKey)("{" + _dispatchPrefix + ":shared}:jobs");
+        SharedAttempts = (RedisKey)("{" + _dispatchPrefix + ":shared}:attempts");
+        SharedDeadLetters = (RedisKey)("{" + _dispatchPrefix + ":shared}:dead");
+        DispatcherMembers = (RedisKey)("{" + _dispatchPrefix + "}:members");
+        DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(_dispatchPrefix + ":wake"));
     }
 
-    private readonly string _dispatchTag;
+    private readonly string _dispatchPrefix;
 
     /// <summary>The stream of jobs enqueued without an ordering key.</summary>
     public RedisKey SharedJobs { get; }
 
-    /// <summary>The dead-letter stream.</summary>
-    public RedisKey DeadLetters { get; }
+    /// <summary>The attempt records of retrying unkeyed jobs.</summary>
+    public RedisKey SharedAttempts { get; }
+
+    /// <summary>The dead-letter stream of unkeyed jobs.</summary>
+    public RedisKey SharedDeadLetters { get; }
 
     /// <summary>The sorted set of live dispatcher instances (score: membership expiry, server unix ms).</summary>
     public RedisKey DispatcherMembers { get; }
 
-    /// <summary>The channel on which enqueuers announce new jobs (payload: the partition, or -1 for the shared stream).</summary>
+    /// <summary>The wake-up channel of enqueuers that do not know the partition owners (payload: partitions).</summary>
     public RedisChannel DispatcherWakeChannel { get; }
 
-    /// <summary>The stream of keyed jobs of one partition.</summary>
-    public RedisKey PartitionJobs(int partition) => (RedisKey)(_dispatchTag + "p:" + partition.ToString(CultureInfo.InvariantCulture));
+    /// <summary>The wake-up channel of one dispatcher instance (payload: partitions it owns that got jobs).</summary>
+    public RedisChannel DispatcherInstanceWakeChannel(string instanceId) => Channel(Encoding.UTF8.GetBytes(_dispatchPrefix + ":wake:" + instanceId));
 
-    /// <summary>The lease of one partition: holds the owning dispatcher instance's id.</summary>
-    public RedisKey PartitionLease(int partition) => (RedisKey)(_dispatchTag + "lease:" + partition.ToString(CultureInfo.InvariantCulture));
+    /// <summary>One key of one partition, in the partition's own slot: <c>{P:dispatch:i}:name</c>.</summary>
+    public RedisKey Partition(int partition, string name)
+        => (RedisKey)("{" + _dispatchPrefix + ":" + partition.ToString(CultureInfo.InvariantCulture) + "}:" + name);
 
     /// <summary>The sorted set of node heartbeats.</summary>
     public RedisKey Heartbeats { get; }

@@ -56,14 +56,16 @@ internal static partial class RedisLog
     [LoggerMessage(2502, LogLevel.Information, "Redis stream dispatcher {InstanceId} stopped.")]
     public static partial void DispatcherStopped(ILogger logger, string instanceId);
 
-    [LoggerMessage(2503, LogLevel.Information, "Dispatcher {InstanceId} took partition {Partition} and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
-    public static partial void PartitionAcquired(ILogger logger, string instanceId, int partition, int reclaimed);
+    // Routine take/release at Debug; taking over another owner's unfinished jobs is worth an Information.
+    [LoggerMessage(EventId = 2503, Message = "Dispatcher {InstanceId} took partition {Partition} (fencing token {Token}) and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
+    public static partial void PartitionAcquired(ILogger logger, LogLevel level, string instanceId, int partition, long token, int reclaimed);
 
-    [LoggerMessage(2504, LogLevel.Information, "Dispatcher {InstanceId} released partition {Partition}.")]
+    [LoggerMessage(2504, LogLevel.Debug, "Dispatcher {InstanceId} released partition {Partition}.")]
     public static partial void PartitionReleased(ILogger logger, string instanceId, int partition);
 
-    [LoggerMessage(2505, LogLevel.Warning, "Dispatcher {InstanceId} lost the lease of partition {Partition}; another instance may take it over.")]
-    public static partial void PartitionLeaseLost(ILogger logger, string instanceId, int partition);
+    // A Warning only when a job was running: then another instance may run it again (at least once).
+    [LoggerMessage(EventId = 2505, Message = "Dispatcher {InstanceId} lost the lease of partition {Partition} with {Running} job(s) running; their handlers were cancelled and another instance may run them again.")]
+    public static partial void PartitionLeaseLost(ILogger logger, LogLevel level, string instanceId, int partition, int running);
 
     [LoggerMessage(2506, LogLevel.Warning, "Dispatcher coordination (membership, leases) failed; retrying in {Delay}.")]
     public static partial void CoordinationFailed(ILogger logger, Exception exception, TimeSpan delay);
@@ -91,4 +93,10 @@ internal static partial class RedisLog
 
     [LoggerMessage(2514, LogLevel.Information, "Job {JobId} ({JobType}) was interrupted on attempt {Attempt}; it stays in Redis and runs again.")]
     public static partial void JobInterrupted(ILogger logger, string jobId, string jobType, int attempt);
+
+    [LoggerMessage(2515, LogLevel.Warning, "Settling job entry {EntryId} failed; retrying in {Delay} (the job stays pending meanwhile).")]
+    public static partial void SettleFailed(ILogger logger, Exception exception, string entryId, TimeSpan delay);
+
+    [LoggerMessage(2516, LogLevel.Debug, "Dispatcher {InstanceId}: a fenced {Operation} on partition {Partition} was refused (the lease has moved on).")]
+    public static partial void FencedRefused(ILogger logger, string instanceId, string operation, int partition);
 }

@@ -14,6 +14,9 @@ internal sealed class TestAuthHandler(IOptionsMonitor<AuthenticationSchemeOption
     public const string UserHeader = "X-Test-User";
     public const string RoleHeader = "X-Test-Role";
 
+    /// <summary>When set, the ticket expires at this Unix time in milliseconds (as JWT bearer sets <c>ExpiresUtc</c> from <c>exp</c>).</summary>
+    public const string ExpiresHeader = "X-Test-Expires";
+
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var user = Request.Headers[UserHeader].ToString();
@@ -30,6 +33,12 @@ internal sealed class TestAuthHandler(IOptionsMonitor<AuthenticationSchemeOption
         }
 
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
+        var properties = new AuthenticationProperties();
+        if (long.TryParse(Request.Headers[ExpiresHeader].ToString(), out var expiresMs))
+        {
+            properties.ExpiresUtc = DateTimeOffset.FromUnixTimeMilliseconds(expiresMs);
+        }
+
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, properties, SchemeName)));
     }
 }

@@ -49,6 +49,10 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
             "--ChatScale:Dispatcher:MaxAttempts=100",
             "--ChatScale:Dispatcher:InitialBackoff=00:00:00.1",
             "--ChatScale:Dispatcher:MaxBackoff=00:00:00.5",
+
+            // The send loops post as fast as they can: this test is about the outage, not the per-user rate limit.
+            "--Limits:MessagesPerSecond=100000",
+            "--Limits:MessageBurst=100000",
         ];
         await using var node1 = await SampleNode.StartAsync("outage-n1", redis.ConnectionString, prefix, store, tuning);
         await using var node2 = await SampleNode.StartAsync("outage-n2", redis.ConnectionString, prefix, store, tuning);

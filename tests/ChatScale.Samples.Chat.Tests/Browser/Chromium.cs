@@ -21,8 +21,8 @@ internal static class Chromium
         var path = Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } configured ? configured : "/usr/bin/chromium";
         if (!File.Exists(path))
         {
-            throw new InvalidOperationException(
-                $"The browser test needs Chromium at {path}: apt-get install chromium (or run .ci/install-deps.sh), or set {EnvironmentVariable}.");
+            throw new MissingTestDependencyException(
+                $"The browser tests need Chromium: tried {EnvironmentVariable} ({(Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } ? "set" : "unset")}) and {path} (not found). Install it (apt-get install -y chromium).");
         }
 
         return path;

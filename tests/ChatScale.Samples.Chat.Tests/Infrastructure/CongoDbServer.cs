@@ -23,12 +23,22 @@ internal sealed class CongoDbServer : IAsyncDisposable
 
     public int Port { get; }
 
-    public string ConnectionString => $"mongodb://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/?directConnection=true";
+    public string ConnectionString => $"mongodb://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/?directConnection=true&serverMonitoringMode=Poll";
 
     public static async Task<CongoDbServer> StartAsync()
     {
         var directory = typeof(CongoDbServer).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
             .Single(a => a.Key == "CongoDbDirectory").Value!;
+        foreach (var tool in (string[])["node", "npm"])
+        {
+            if (RedisServer.FindOnPath(tool) is null)
+            {
+                throw new MissingTestDependencyException(
+                    $"The MongoDB tests need CongoDB, which runs on Node.js: tried {MongoFixture.EnvironmentVariable} (unset) and {tool} (not on PATH). " +
+                    "Install Node.js (apt-get install -y nodejs npm), or set CHATSCALE_TEST_MONGO to a real MongoDB.");
+            }
+        }
+
         await InstallAsync(directory);
 
         var port = RedisServer.FreePort();

@@ -51,11 +51,31 @@ public abstract class ChatStoreContract : IAsyncLifetime
             await Store.CreateConversationAsync(c);
         }
 
-        var alices = await Store.ListConversationsForAsync("alice", 10);
+        var alices = await Store.ListConversationsForAsync("alice", null, 10);
 
         Assert.Equal([second.Id, first.Id], alices.Select(c => c.Id));
-        Assert.Empty(await Store.ListConversationsForAsync("mallory", 10));
-        Assert.Single(await Store.ListConversationsForAsync("alice", 1));
+        Assert.Empty(await Store.ListConversationsForAsync("mallory", null, 10));
+        Assert.Single(await Store.ListConversationsForAsync("alice", null, 1));
+    }
+
+    [Fact]
+    public async Task ListConversationsFor_pages_with_the_last_id_as_cursor()
+    {
+        var created = new List<Conversation>();
+        for (var i = 0; i < 5; i++)
+        {
+            var c = NewConversation("alice", "bob");
+            created.Add(c);
+            await Store.CreateConversationAsync(c);
+        }
+
+        var first = await Store.ListConversationsForAsync("alice", null, 2);
+        var second = await Store.ListConversationsForAsync("alice", first[^1].Id, 2);
+        var third = await Store.ListConversationsForAsync("alice", second[^1].Id, 2);
+
+        Assert.Equal(created.Select(c => c.Id).Reverse(), first.Concat(second).Concat(third).Select(c => c.Id));
+        Assert.Empty(await Store.ListConversationsForAsync("alice", third[^1].Id, 2));
+        Assert.Empty(await Store.ListConversationsForAsync("alice", "not-an-id", 2));
     }
 
     [Fact]
