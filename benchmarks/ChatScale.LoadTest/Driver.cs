@@ -95,19 +95,26 @@ internal static class Driver
     public static Scenario Build(Args args, string system, int run, int group)
     {
         var quick = args.Has("quick");
+
+        // --cold: no warm-up beyond the readiness round; the measured phase is the first 100,000 deliveries after start.
+        var cold = args.Has("cold");
+        // "chatscale-dispatch" is the background-dispatch form as a system of its own, so one run compares it with
+        // the direct form: --systems chatscale,chatscale-dispatch.
+        var dispatch = system == "chatscale-dispatch" || (args.Has("dispatch") && system == "chatscale");
         return new Scenario
         {
-            System = system,
+            System = system == "chatscale-dispatch" ? "chatscale" : system,
             Run = run,
-            BackgroundDispatch = args.Has("dispatch") && system == "chatscale",
+            BackgroundDispatch = dispatch,
             Routing = args.Get("routing", "targeted"),
             Nodes = args.GetInt("nodes", 2),
             Users = args.GetInt("users", 1000),
             GroupSize = group,
             // Same number of deliveries whatever the group size (500,000 by default, 100,000 quick).
-            Messages = args.GetInt("messages", Math.Max(200, (quick ? 100_000 : 500_000) / group)),
-            Warmup = args.GetInt("warmup", 1_000),
-            WarmupSeconds = args.GetInt("warmup-seconds", quick ? 3 : 10),
+            Messages = args.GetInt("messages", Math.Max(200, (quick || cold ? 100_000 : 500_000) / group)),
+            Warmup = cold ? 0 : args.GetInt("warmup", 1_000),
+            WarmupSeconds = cold ? 0 : args.GetInt("warmup-seconds", quick ? 3 : 10),
+            Cold = cold,
             Concurrency = args.GetInt("concurrency", 16),
             Window = args.GetInt("window", 64),
             Quiet = args.Has("quiet"),

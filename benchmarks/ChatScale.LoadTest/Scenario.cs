@@ -26,6 +26,9 @@ internal sealed class Scenario
     public int Warmup { get; init; } = 1_000;
 
     public double WarmupSeconds { get; init; } = 10;
+
+    /// <summary>The cold row: no warm-up, so the measured phase starts right after the readiness round.</summary>
+    public bool Cold { get; init; }
     public int Concurrency { get; init; } = 16;
     public int Window { get; init; } = 64;
     public int Run { get; init; } = 1;
@@ -147,7 +150,7 @@ internal sealed class Scenario
             var result = new RunResult
             {
                 System = System,
-                Mode = System != "chatscale" ? "direct" : (BackgroundDispatch ? "background-dispatch" : "direct") + (Routing == "broadcast" ? ", broadcast" : string.Empty),
+                Mode = System != "chatscale" ? "direct" : (BackgroundDispatch ? "background-dispatch" : "direct") + (Routing == "broadcast" ? ", broadcast" : string.Empty) + (Cold ? ", cold" : string.Empty),
                 Run = Run,
                 Nodes = Nodes,
                 Users = Users,

@@ -3,14 +3,20 @@ namespace ChatScale;
 /// <summary>Options of the background dispatcher (section <c>ChatScale:Dispatcher</c>).</summary>
 public sealed class DispatcherOptions
 {
-    /// <summary>How many jobs run in parallel on this node. Default: the processor count, at least 2.</summary>
-    public int WorkerCount { get; set; } = Math.Max(2, Environment.ProcessorCount);
+    /// <summary>
+    /// How many handlers run at once on this node. Default 64: job handlers mostly wait on I/O (load participants,
+    /// publish to Redis), so a processor-count limit would leave the node idle while jobs queue. Lower it for
+    /// CPU-bound handlers.
+    /// </summary>
+    public int WorkerCount { get; set; } = 64;
 
     /// <summary>
     /// How many sequential lanes keyed jobs are hashed onto (in memory) or partition streams they are spread over (Redis).
-    /// Jobs of one key always share a lane, so they run in order. Default 16.
+    /// Jobs of one key always share a lane, so they run in order. Default 64 (with Redis, each partition is its own
+    /// cluster slot and the unit that moves between nodes; inside a partition every key has its own lane, so a retrying
+    /// key never holds back the other keys of its partition). Every node of a deployment must use the same value.
     /// </summary>
-    public int Partitions { get; set; } = 16;
+    public int Partitions { get; set; } = 64;
 
     /// <summary>The in-memory dispatcher's queue capacity; enqueue waits for space beyond it. Default 10,000.</summary>
     public int QueueCapacity { get; set; } = 10_000;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using ChatScale.Redis.Internal;
 using Microsoft.Extensions.Logging;
@@ -12,39 +13,41 @@ namespace ChatScale.Redis;
 /// Presence in Redis, shared by every node: which users are connected, and on which nodes.
 /// </summary>
 /// <remarks>
-/// <para>Each user has a hash <c>connectionId -&gt; nodeId</c>; each node a hash <c>connectionId -&gt; userId</c> (so
-/// its entries can be swept); node liveness is a sorted set of heartbeats scored with the Redis server's clock.
-/// Register and unregister update both hashes atomically in one Lua script; <see cref="RegisterAsync"/> also heartbeats
-/// the node, so a node that just started never looks dead.</para>
+/// <para><b>Layout.</b> Users are spread over 128 buckets, each with its own hash tag (so its own cluster slot). A
+/// user's hash <c>connectionId -&gt; nodeId</c> lives in its bucket, next to each node's index of its connections in
+/// that bucket and the index's digest (count and XOR of the connection ids). Register and unregister are one script on
+/// one bucket; a lookup of many users is one pipelined <c>HVALS</c> per user, each going to the shard that owns it.
+/// Node liveness is a sorted set of heartbeats scored with the Redis server's clock, copied into each process and
+/// refreshed in the background (<see cref="NodeLiveness"/>), so lookups do not read it. See <c>RedisKeyspace</c>.</para>
 /// <para>A node whose last heartbeat is older than <see cref="ChatScaleOptions.PresenceTimeout"/> (or that has none)
-/// counts as offline at once in <see cref="LocateAsync"/> and <see cref="GetConnectionCountAsync"/>; a background sweep
+/// counts as offline in <see cref="LocateAsync"/> and <see cref="GetConnectionCountAsync"/>; a background sweep
 /// deletes its entries later. Requires Redis 6.2 or later.</para>
-/// <para><b>Restoring lost presence.</b> The registry remembers the connections it registered, per node. Each
-/// <see cref="HeartbeatAsync"/> also returns how many of the node's connections Redis holds; when Redis holds fewer
-/// (it restarted without persistence, or swept the node while it was cut off for longer than the timeout), the
-/// registry registers them again and then removes any that closed meanwhile. So a live node's users are back online
-/// within one heartbeat interval of Redis coming back.</para>
-/// <para><b>Redis Cluster.</b> Every presence key carries the hash tag <c>{KeyPrefix}</c>, so all of presence lives in
-/// one hash slot: the atomic multi-key scripts (and the one-round-trip lookup of many users) never fail with CROSSSLOT,
-/// at the price of keeping presence on one shard. Presence is small (one hash field per connection plus one per node);
-/// the heavy traffic is pub/sub, whose channels are not hash-tagged, so sharded pub/sub spreads them over the shards.</para>
+/// <para><b>Outcomes Redis did not confirm.</b> A timeout tells nothing about whether the command ran. A register
+/// that failed that way is undone (its connection is unregistered again), and an unregister that failed in any way is
+/// retried, on every heartbeat of the node until Redis confirms; <see cref="BackplaneUnavailableException"/> says
+/// which case the caller is in.</para>
+/// <para><b>Reconciling by set.</b> The registry keeps, per node and bucket, the connections it holds and the same
+/// digest Redis keeps. Each <see cref="HeartbeatAsync"/> compares the digests of every bucket the node used (one
+/// pipelined <c>HMGET</c> each); a bucket that differs while no write of it was in flight is read in full and repaired:
+/// lost connections registered again (Redis restarted without persistence, or swept the node while it was cut off),
+/// entries the node no longer holds removed (ghosts). Equal counts of ghosts and losses cannot hide each other.</para>
 /// <para><b>Ids.</b> User and node ids are stored verbatim (binary-safe strict UTF-8, so newlines, braces, emoji and
 /// long ids are all safe and never collide); ids that are not valid UTF-16 are rejected with
 /// <see cref="ArgumentException"/>.</para>
-/// <para>Failures to reach Redis surface as <see cref="BackplaneUnavailableException"/>.</para>
 /// </remarks>
-public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
+public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisposable
 {
-    private const int SweepBatchSize = 1000;
-    private const int MaxSweepBatchesPerPass = 1000;
+    private const int BatchSize = 1000;
 
-    private const int RestoreBatchSize = 500;
+    private readonly ConcurrentDictionary<string, NodePresence> _nodes = new(StringComparer.Ordinal);
 
-    // What this process registered, by node: the copy presence is restored from when Redis lost it.
-    private readonly ConcurrentDictionary<string, NodeRegistrations> _registered = new(StringComparer.Ordinal);
+    // Connections whose removal from Redis is not confirmed (a failed unregister, or a register whose outcome is
+    // unknown and that the caller gave up): retried on every heartbeat of their node until Redis confirms.
+    private readonly ConcurrentDictionary<string, ConnectionRegistration> _unconfirmed = new(StringComparer.Ordinal);
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly RedisKeyspace _keys;
     private readonly long _timeoutMs;
+    private readonly NodeLiveness _liveness;
     private readonly RedisMetrics _metrics;
     private readonly ILogger _logger;
 
@@ -68,6 +71,10 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         var redis = redisOptions.Value;
         _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
         _timeoutMs = (long)options.Value.PresenceTimeout.TotalMilliseconds;
+        _liveness = new NodeLiveness(
+            _ => Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [RedisValue.EmptyString]),
+            options.Value.PresenceTimeout,
+            options.Value.HeartbeatInterval);
         _metrics = new RedisMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisConnectionRegistry>() ?? NullLogger.Instance;
     }
@@ -75,25 +82,54 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
     private IDatabase Database => _multiplexer.GetDatabase();
 
     /// <inheritdoc />
+    /// <exception cref="BackplaneUnavailableException">Redis did not confirm the registration. If it may have run
+    /// anyway (a timeout), the registry removes it again in the background; the caller treats the connection as not
+    /// registered, and may call this again.</exception>
     public async ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
         Validate(connection);
-        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId), _keys.Heartbeats];
-        RedisValue[] args = [connection.ConnectionId, connection.NodeId, connection.UserId];
-        await EvaluateAsync(PresenceScripts.Register, keys, args, "register", cancellationToken).ConfigureAwait(false);
-        _registered.GetOrAdd(connection.NodeId, static _ => new()).Add(connection);
+        _unconfirmed.TryRemove(connection.ConnectionId, out _);
+        var node = NodeOf(connection.NodeId);
+        if (!node.HasHeartbeated)
+        {
+            // Other nodes must know this node before its first connection shows up, or they would judge it unknown.
+            await HeartbeatOnlyAsync(connection.NodeId, node, cancellationToken).ConfigureAwait(false);
+        }
+
+        var bucket = PresenceBuckets.Of(connection.UserId);
+        node.BeginRegister(bucket, connection.ConnectionId);
+        var confirmed = false;
+        try
+        {
+            await RegisterInRedisAsync(connection, bucket, "register", cancellationToken).ConfigureAwait(false);
+            confirmed = true;
+        }
+        catch (Exception ex) when (MayHaveRun(ex))
+        {
+            Unconfirmed(connection, "register");
+            throw;
+        }
+        finally
+        {
+            node.EndRegister(bucket, connection, confirmed);
+        }
     }
 
     /// <inheritdoc />
+    /// <exception cref="BackplaneUnavailableException">Redis did not confirm; the registry retries the removal on every
+    /// heartbeat of the node until it does.</exception>
     public async ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
         Validate(connection);
-        if (_registered.TryGetValue(connection.NodeId, out var registered))
+        try
         {
-            registered.Remove(connection.ConnectionId);
+            await UnregisterInRedisAsync(connection, cancellationToken).ConfigureAwait(false);
         }
-
-        await UnregisterInRedisAsync(connection, cancellationToken).ConfigureAwait(false);
+        catch (Exception ex) when (ex is BackplaneUnavailableException or OperationCanceledException)
+        {
+            Unconfirmed(connection, "unregister");
+            throw;
+        }
     }
 
     /// <inheritdoc />
@@ -105,35 +141,67 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
             return PresenceLookup.AllOffline([]);
         }
 
-        var keys = new RedisKey[userIds.Count + 1];
-        keys[0] = _keys.Heartbeats;
-        for (var i = 0; i < userIds.Count; i++)
+        var keys = new RedisKey[userIds.Count];
+        for (var i = 0; i < keys.Length; i++)
         {
-            keys[i + 1] = _keys.User(userIds[i]);
+            keys[i] = _keys.User(userIds[i]);
         }
 
-        var result = await EvaluateAsync(PresenceScripts.Locate, keys, [_timeoutMs], "presence lookup", cancellationToken).ConfigureAwait(false);
-        var perUser = (RedisResult[])result!;
+        var snapshot = _liveness.Current(out var stale);
+        var refresh = stale ? _liveness.RefreshAsync(0, cancellationToken) : null;
+
+        // One HVALS per user, written together: StackExchange.Redis pipelines them per shard.
+        var reads = new Task<RedisValue[]>[keys.Length];
+        var batch = Database.CreateBatch();
+        for (var i = 0; i < keys.Length; i++)
+        {
+            reads[i] = batch.HashValuesAsync(keys[i]);
+        }
+
+        Execute(batch, reads, refresh, "presence lookup");
+        await ReadAsync(reads, refresh, "presence lookup", cancellationToken).ConfigureAwait(false);
+        var answeredAt = Stopwatch.GetTimestamp();
+        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
+
+        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
+        if (Judge(reads, snapshot, states))
+        {
+            // A node unknown to this process's copy, or dead by it: ask Redis again before calling its users offline.
+            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
+            states.Clear();
+            Judge(reads, snapshot, states);
+        }
+
         var byNode = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         List<string>? offline = null;
-        for (var i = 0; i < userIds.Count; i++)
+        for (var i = 0; i < reads.Length; i++)
         {
-            var nodes = (RedisResult[])perUser[i]!;
-            if (nodes.Length == 0)
+            var online = false;
+            foreach (var value in reads[i].Result)
             {
-                (offline ??= []).Add(userIds[i]);
-                continue;
-            }
+                var nodeId = (string)value!;
+                if (states[nodeId] != NodeLiveness.State.Alive)
+                {
+                    continue;
+                }
 
-            foreach (var node in nodes)
-            {
-                var nodeId = (string)node!;
                 if (!byNode.TryGetValue(nodeId, out var users))
                 {
                     byNode[nodeId] = users = [];
                 }
 
-                users.Add(userIds[i]);
+                // A user with several connections on one node is listed once for it.
+                if (users.Count == 0 || !ReferenceEquals(users[^1], userIds[i]))
+                {
+                    users.Add(userIds[i]);
+                }
+
+                online = true;
+            }
+
+            if (!online)
+            {
+                (offline ??= []).Add(userIds[i]);
             }
         }
 
@@ -149,114 +217,239 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
     /// <inheritdoc />
     public async ValueTask<int> GetConnectionCountAsync(string userId, CancellationToken cancellationToken = default)
     {
-        RedisKey[] keys = [_keys.Heartbeats, _keys.User(userId)];
-        var result = await EvaluateAsync(PresenceScripts.Count, keys, [_timeoutMs], "connection count", cancellationToken).ConfigureAwait(false);
-        return (int)result;
+        var key = _keys.User(userId);
+        var snapshot = _liveness.Current(out var stale);
+        var refresh = stale ? _liveness.RefreshAsync(0, cancellationToken) : null;
+        Task<RedisValue[]>[] reads = [Database.HashValuesAsync(key)];
+        await ReadAsync(reads, refresh, "connection count", cancellationToken).ConfigureAwait(false);
+        var answeredAt = Stopwatch.GetTimestamp();
+        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
+        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
+        if (Judge(reads, snapshot, states))
+        {
+            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
+            states.Clear();
+            Judge(reads, snapshot, states);
+        }
+
+        var count = 0;
+        foreach (var value in reads[0].Result)
+        {
+            if (states[(string)value!] == NodeLiveness.State.Alive)
+            {
+                count++;
+            }
+        }
+
+        return count;
     }
 
     /// <inheritdoc />
     public async ValueTask HeartbeatAsync(string nodeId, CancellationToken cancellationToken = default)
     {
         RedisKeyspace.Utf8(nodeId, nameof(nodeId));
-        _registered.TryGetValue(nodeId, out var registered);
-        var addedBefore = registered?.Added ?? 0;
-        var held = (long)await EvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats, _keys.Node(nodeId)], [nodeId], "heartbeat", cancellationToken).ConfigureAwait(false);
-
-        // Redis must hold at least every connection added before the heartbeat and not removed by the time it
-        // answered (Added is counted after Redis has a connection, Removed before Redis drops one). Fewer means Redis
-        // lost presence; registrations and unregistrations racing the heartbeat can never make it look so.
-        if (registered is not null && held < addedBefore - registered.Removed)
-        {
-            await RestoreAsync(nodeId, registered, held, cancellationToken).ConfigureAwait(false);
-        }
+        var node = NodeOf(nodeId);
+        await HeartbeatOnlyAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
+        await RetryUnconfirmedAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
+        await ReconcileAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public async ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
     {
-        _registered.TryRemove(nodeId, out _);
-        RedisKey[] keys = [_keys.Heartbeats, _keys.Node(nodeId)];
-        RedisValue[] args = [nodeId, _keys.UserKeyPrefix, SweepBatchSize];
-        while ((long)await EvaluateAsync(PresenceScripts.RemoveNodeBatch, keys, args, "node removal", cancellationToken).ConfigureAwait(false) > 0)
+        RedisKeyspace.Utf8(nodeId, nameof(nodeId));
+        _nodes.TryRemove(nodeId, out _);
+        foreach (var pair in _unconfirmed)
         {
+            if (pair.Value.NodeId == nodeId)
+            {
+                _unconfirmed.TryRemove(pair);
+            }
         }
+
+        // Heartbeat 0 first: every entry of the node reads offline at once, and a sweep finishes should this stop half-way.
+        await Run(Database.SortedSetAddAsync(_keys.Heartbeats, nodeId, 0), "node removal", cancellationToken).ConfigureAwait(false);
+        await ClearNodeAsync(nodeId, cancellationToken).ConfigureAwait(false);
+        await Run(Database.ScriptEvaluateAsync(PresenceScripts.ForgetNode, [_keys.Heartbeats], [nodeId, 0]), "node removal", cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Releases the registry's metrics. The shared connection is not closed.</summary>
     public void Dispose() => _metrics.Dispose();
 
     /// <summary>
-    /// Deletes the presence entries of every node whose heartbeat is older than the presence timeout, in batches.
-    /// Safe to run on every node at once: each batch is atomic.
+    /// Deletes the presence entries of every node whose heartbeat is older than the presence timeout, one script per
+    /// bucket and batch. Safe to run on every node at once: each batch is atomic.
     /// </summary>
     /// <returns>How many connection entries were removed.</returns>
     internal async Task<long> SweepAsync(CancellationToken cancellationToken)
     {
-        RedisKey[] keys = [_keys.Heartbeats];
-        RedisValue[] args = [_timeoutMs, _keys.NodeKeyPrefix, _keys.UserKeyPrefix, SweepBatchSize];
+        var snapshot = await RefreshAfterAsync(Stopwatch.GetTimestamp(), cancellationToken).ConfigureAwait(false);
         long total = 0;
-        for (var batch = 0; batch < MaxSweepBatchesPerPass; batch++)
+        foreach (var nodeId in _liveness.DeadNodes(snapshot))
         {
-            var result = (RedisResult[])(await EvaluateAsync(PresenceScripts.SweepBatch, keys, args, "presence sweep", cancellationToken).ConfigureAwait(false))!;
-            if (result.Length == 0)
-            {
-                break;
-            }
-
-            var removed = (long)result[1];
+            var removed = await ClearNodeAsync(nodeId, cancellationToken).ConfigureAwait(false);
+            await Run(Database.ScriptEvaluateAsync(PresenceScripts.ForgetNode, [_keys.Heartbeats], [nodeId, _timeoutMs]), "presence sweep", cancellationToken).ConfigureAwait(false);
             total += removed;
             _metrics.Swept(removed);
             if (removed > 0)
             {
-                RedisLog.NodeSwept(_logger, (string)result[0]!, removed);
+                RedisLog.NodeSwept(_logger, nodeId, removed);
             }
         }
 
         return total;
     }
 
-    // Redis holds fewer of the node's connections than it registered: re-register them all (idempotent), then take
-    // back any that closed while this ran, so a connection that unregistered meanwhile is never left behind.
-    private async Task RestoreAsync(string nodeId, NodeRegistrations registered, long held, CancellationToken cancellationToken)
+    /// <summary>How many connections of <paramref name="nodeId"/> await a removal Redis has not confirmed (for tests and diagnostics).</summary>
+    internal int UnconfirmedCount(string nodeId) => _unconfirmed.Count(p => p.Value.NodeId == nodeId);
+
+    private NodePresence NodeOf(string nodeId) => _nodes.GetOrAdd(nodeId, static _ => new NodePresence());
+
+    private async Task HeartbeatOnlyAsync(string nodeId, NodePresence node, CancellationToken cancellationToken)
     {
-        var snapshot = registered.Snapshot();
-        RedisLog.PresenceRestored(_logger, nodeId, held, snapshot.Length);
-        for (var start = 0; start < snapshot.Length; start += RestoreBatchSize)
-        {
-            var batch = snapshot.AsMemory(start, Math.Min(RestoreBatchSize, snapshot.Length - start));
-            var writes = new Task[batch.Length];
-            for (var i = 0; i < batch.Length; i++)
-            {
-                var c = batch.Span[i];
-                RedisKey[] keys = [_keys.User(c.UserId), _keys.Node(c.NodeId), _keys.Heartbeats];
-                writes[i] = EvaluateAsync(PresenceScripts.Register, keys, [c.ConnectionId, c.NodeId, c.UserId], "presence restore", cancellationToken);
-            }
+        var started = Stopwatch.GetTimestamp();
+        var reply = await Run(Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [nodeId]), "heartbeat", cancellationToken).ConfigureAwait(false);
+        node.HasHeartbeated = true;
+        _liveness.Update(reply, started);
+    }
 
-            await Task.WhenAll(writes).ConfigureAwait(false);
+    private Task<RedisResult> RegisterInRedisAsync(ConnectionRegistration c, int bucket, string operation, CancellationToken cancellationToken)
+    {
+        RedisKey[] keys = [_keys.User(bucket, c.UserId), _keys.NodeIndex(bucket, c.NodeId), _keys.NodeDigest(bucket, c.NodeId)];
+        RedisValue[] args = [c.ConnectionId, c.NodeId, c.UserId, PresenceBuckets.Digest(c.ConnectionId)];
+        return Run(Database.ScriptEvaluateAsync(PresenceScripts.Register, keys, args), operation, cancellationToken);
+    }
+
+    private async Task UnregisterInRedisAsync(ConnectionRegistration c, CancellationToken cancellationToken)
+    {
+        var bucket = PresenceBuckets.Of(c.UserId);
+        var node = _nodes.TryGetValue(c.NodeId, out var n) ? n : null;
+        node?.BeginUnregister(bucket, c.ConnectionId);
+        try
+        {
+            await UnregisterScriptAsync(c, bucket, cancellationToken).ConfigureAwait(false);
+            _unconfirmed.TryRemove(new KeyValuePair<string, ConnectionRegistration>(c.ConnectionId, c));
         }
-
-        foreach (var c in snapshot)
+        finally
         {
-            if (!registered.Contains(c.ConnectionId))
-            {
-                await UnregisterInRedisAsync(c, cancellationToken).ConfigureAwait(false);
-            }
+            node?.EndUnregister(bucket);
         }
     }
 
-    private async Task UnregisterInRedisAsync(ConnectionRegistration connection, CancellationToken cancellationToken)
+    private Task<RedisResult> UnregisterScriptAsync(ConnectionRegistration c, int bucket, CancellationToken cancellationToken)
     {
-        RedisKey[] keys = [_keys.User(connection.UserId), _keys.Node(connection.NodeId)];
-        RedisValue[] args = [connection.ConnectionId, connection.NodeId];
-        await EvaluateAsync(PresenceScripts.Unregister, keys, args, "unregister", cancellationToken).ConfigureAwait(false);
+        RedisKey[] keys = [_keys.User(bucket, c.UserId), _keys.NodeIndex(bucket, c.NodeId), _keys.NodeDigest(bucket, c.NodeId)];
+        RedisValue[] args = [c.ConnectionId, c.NodeId, PresenceBuckets.Digest(c.ConnectionId)];
+        return Run(Database.ScriptEvaluateAsync(PresenceScripts.Unregister, keys, args), "unregister", cancellationToken);
     }
 
-    private async Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] args, string operation, CancellationToken cancellationToken)
+    // Removes every entry of a node, bucket by bucket (all buckets at once, pipelined), until none remain.
+    private async Task<long> ClearNodeAsync(string nodeId, CancellationToken cancellationToken)
+    {
+        var pending = Enumerable.Range(0, PresenceBuckets.Count).ToList();
+        long removed = 0;
+        while (pending.Count > 0)
+        {
+            var batches = new Task<RedisResult>[pending.Count];
+            for (var i = 0; i < pending.Count; i++)
+            {
+                var b = pending[i];
+                RedisKey[] keys = [_keys.NodeIndex(b, nodeId), _keys.NodeDigest(b, nodeId)];
+                batches[i] = Database.ScriptEvaluateAsync(PresenceScripts.RemoveBucketBatch, keys, [nodeId, _keys.UserKeyPrefix(b), BatchSize]);
+            }
+
+            await Run(Task.WhenAll(batches), "node removal", cancellationToken).ConfigureAwait(false);
+            var next = new List<int>();
+            for (var i = 0; i < pending.Count; i++)
+            {
+                var result = (RedisResult[])batches[i].Result!;
+                removed += (long)result[0];
+                if ((long)result[1] > 0)
+                {
+                    next.Add(pending[i]);
+                }
+            }
+
+            pending = next;
+        }
+
+        return removed;
+    }
+
+    // Judges every node named in the replies; true if one is unknown to the snapshot or dead by it. Either verdict is
+    // only final from a copy read after the replies: a new node heartbeats before its first register, and a node that
+    // came back heartbeats before it takes clients again, so a fresh copy never misses a client that has its 101.
+    private bool Judge(Task<RedisValue[]>[] reads, NodeLiveness.Snapshot snapshot, Dictionary<string, NodeLiveness.State> states)
+    {
+        var unknown = false;
+        foreach (var read in reads)
+        {
+            foreach (var value in read.Result)
+            {
+                var nodeId = (string)value!;
+                if (!states.ContainsKey(nodeId))
+                {
+                    var state = _liveness.Check(snapshot, nodeId);
+                    unknown |= state != NodeLiveness.State.Alive;
+                    states[nodeId] = state;
+                }
+            }
+        }
+
+        return unknown;
+    }
+
+    private Task<NodeLiveness.Snapshot> RefreshAfterAsync(long timestamp, CancellationToken cancellationToken)
+        => Run(_liveness.RefreshAsync(timestamp, cancellationToken), "node liveness refresh", CancellationToken.None);
+
+    private static void Execute(IBatch batch, Task?[] commands, Task? refresh, string operation)
+    {
+        try
+        {
+            batch.Execute();
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        {
+            // Nothing of the batch was sent.
+            foreach (var command in commands)
+            {
+                RedisFailures.Observe(command);
+            }
+
+            RedisFailures.Observe(refresh);
+            throw RedisFailures.Unavailable(operation, ex);
+        }
+    }
+
+    private static async Task ReadAsync(Task<RedisValue[]>[] reads, Task<NodeLiveness.Snapshot>? refresh, string operation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RedisFailures.WaitAsync(Task.WhenAll(reads), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        {
+            RedisFailures.Observe(refresh);
+            throw RedisFailures.Unavailable(operation, ex);
+        }
+        catch
+        {
+            RedisFailures.Observe(refresh);
+            throw;
+        }
+
+        if (refresh is not null)
+        {
+            await Run(refresh, operation, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<T> Run<T>(Task<T> command, string operation, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         try
         {
-            return await RedisFailures.WaitAsync(Database.ScriptEvaluateAsync(script, keys, args), cancellationToken).ConfigureAwait(false);
+            return await RedisFailures.WaitAsync(command, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
@@ -264,46 +457,20 @@ public sealed class RedisConnectionRegistry : IConnectionRegistry, IDisposable
         }
     }
 
+    private static bool MayHaveRun(Exception ex)
+        => ex is OperationCanceledException || (ex is BackplaneUnavailableException { InnerException: { } inner } && RedisFailures.MayHaveRun(inner));
+
+    private void Unconfirmed(ConnectionRegistration connection, string operation)
+    {
+        _unconfirmed[connection.ConnectionId] = connection;
+        _metrics.Unconfirmed();
+        RedisLog.RemovalUnconfirmed(_logger, operation, connection.ConnectionId, connection.NodeId);
+    }
+
     private static void Validate(ConnectionRegistration connection)
     {
         ArgumentException.ThrowIfNullOrEmpty(connection.ConnectionId, nameof(connection));
         RedisKeyspace.Utf8(connection.UserId, nameof(connection));
         RedisKeyspace.Utf8(connection.NodeId, nameof(connection));
-    }
-
-    /// <summary>
-    /// One node's connections as this process registered them, with two monotonic counters: <see cref="Added"/> counts
-    /// new registrations once Redis holds them, <see cref="Removed"/> counts unregistrations before Redis drops them.
-    /// So at any moment Redis holds at least <c>Added - Removed</c> of them unless it lost presence.
-    /// </summary>
-    private sealed class NodeRegistrations
-    {
-        private readonly ConcurrentDictionary<string, ConnectionRegistration> _connections = new(StringComparer.Ordinal);
-        private long _added;
-        private long _removed;
-
-        public long Added => Interlocked.Read(ref _added);
-
-        public long Removed => Interlocked.Read(ref _removed);
-
-        public void Add(ConnectionRegistration connection)
-        {
-            if (_connections.TryAdd(connection.ConnectionId, connection))
-            {
-                Interlocked.Increment(ref _added);
-            }
-        }
-
-        public void Remove(string connectionId)
-        {
-            if (_connections.TryRemove(connectionId, out _))
-            {
-                Interlocked.Increment(ref _removed);
-            }
-        }
-
-        public bool Contains(string connectionId) => _connections.ContainsKey(connectionId);
-
-        public ConnectionRegistration[] Snapshot() => [.. _connections.Values];
     }
 }

@@ -84,13 +84,13 @@ public sealed class PresenceRestoreTests(RedisFixture redis)
 
         Assert.True(heartbeats > 10, $"only {heartbeats} heartbeats ran during the storm");
         Assert.Equal(0, a.LogCount(2203));
-        Assert.Equal(2000, await a.Multiplexer.GetDatabase().HashLengthAsync($"{{{prefix}}}:presence:node:node-a"));
+        Assert.Equal(2000, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-a"));
 
         // A real loss is still seen.
         await DeletePresenceAsync(a, prefix);
         await a.Registry.HeartbeatAsync("node-a");
         Assert.Equal(1, a.LogCount(2203));
-        Assert.Equal(2000, await a.Multiplexer.GetDatabase().HashLengthAsync($"{{{prefix}}}:presence:node:node-a"));
+        Assert.Equal(2000, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-a"));
     }
 
     [Fact]
@@ -125,8 +125,7 @@ public sealed class PresenceRestoreTests(RedisFixture redis)
         await a.Registry.RegisterAsync(new ConnectionRegistration("c1", "alice", "node-a"));
 
         // Node A is cut off (no heartbeat) for longer than the timeout: the sweeper deletes its presence.
-        var db = a.Multiplexer.GetDatabase();
-        await Eventually.TrueAsync(async () => !await db.KeyExistsAsync($"{{{prefix}}}:presence:node:node-a"), "node A to be swept");
+        await Eventually.TrueAsync(async () => await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-a") == 0, "node A to be swept");
         Assert.Equal(0, await sweeper.Registry.GetConnectionCountAsync("alice"));
 
         // A comes back: its first heartbeat restores alice.
@@ -136,13 +135,5 @@ public sealed class PresenceRestoreTests(RedisFixture redis)
 
     private static string[] Users(int count) => Enumerable.Range(0, count).Select(i => $"user-{i}").ToArray();
 
-    private static async Task DeletePresenceAsync(TestNode node, string prefix)
-    {
-        var db = node.Multiplexer.GetDatabase();
-        var server = node.Multiplexer.GetServers().Single();
-        await foreach (var key in server.KeysAsync(pattern: $"{{{prefix}}}:presence:*"))
-        {
-            await db.KeyDeleteAsync(key);
-        }
-    }
+    private static Task DeletePresenceAsync(TestNode node, string prefix) => PresenceKeys.WipeAsync(node.Multiplexer, prefix);
 }

@@ -53,7 +53,8 @@ public sealed class PresenceTests(RedisFixture redis, ITestOutputHelper output)
         "a\r\n",
         "{chatscale}",
         "}{",
-        "user}:presence:node:node-a",
+        "user}:u:node-a",
+        "{chatscale:pr:0:0}:n:node-a",
         "ユーザー🙂",
         "\0",
         " ",
@@ -131,14 +132,14 @@ public sealed class PresenceTests(RedisFixture redis, ITestOutputHelper output)
         Assert.Equal(0, await a.Registry.GetConnectionCountAsync("user-7"));
 
         var db = a.Multiplexer.GetDatabase();
-        await Eventually.TrueAsync(async () => !await db.KeyExistsAsync($"{{{prefix}}}:presence:node:node-x"), "node X's key to be swept");
-        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:presence:user:user-7"));
-        Assert.Null(await db.SortedSetScoreAsync($"{{{prefix}}}:presence:heartbeats", "node-x"));
+        await Eventually.TrueAsync(async () => await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-x") == 0, "node X's entries to be swept");
+        Assert.False(await db.KeyExistsAsync(PresenceKeys.User(prefix, "user-7")));
+        await Eventually.TrueAsync(async () => await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-x") is null, "node X's heartbeat to be forgotten");
         await Eventually.TrueAsync(() => a.Swept.GetMeasurementSnapshot().Sum(m => m.Value) == 1500, "1,500 swept entries to be counted");
 
         // The healthy node and its user were never touched.
         Assert.Equal(1, await a.Registry.GetConnectionCountAsync("alice"));
-        Assert.NotNull(await db.SortedSetScoreAsync($"{{{prefix}}}:presence:heartbeats", "node-a"));
+        Assert.NotNull(await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-a"));
         await stopHeartbeat.CancelAsync();
         await heartbeat;
     }
@@ -158,9 +159,10 @@ public sealed class PresenceTests(RedisFixture redis, ITestOutputHelper output)
         Assert.Equal(["user-0", "user-2499"], lookup.OfflineUsers);
         Assert.Equal(["user-1"], lookup.UsersByNode["node-a"]);
         var db = a.Multiplexer.GetDatabase();
-        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:presence:node:node-b"));
-        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:presence:user:user-0"));
-        Assert.Null(await db.SortedSetScoreAsync($"{{{prefix}}}:presence:heartbeats", "node-b"));
+        Assert.Equal(0, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-b"));
+        Assert.False(await db.KeyExistsAsync(PresenceKeys.User(prefix, "user-0")));
+        Assert.Null(await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-b"));
+        Assert.Equal(3, (await PresenceKeys.AllAsync(a.Multiplexer, prefix)).Count); // user-1's hash, node A's index and digest in its bucket
     }
 
     [Fact]

@@ -61,7 +61,7 @@ internal sealed class ChatScaleEndpoint
             KeepAliveInterval = endpoint.KeepAliveInterval,
             KeepAliveTimeout = endpoint.KeepAliveTimeout == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : endpoint.KeepAliveTimeout,
         };
-        _session = new ClientSession(options.Value.MaxIncomingFrameBytes, endpoint, metrics, logger, _time);
+        _session = new ClientSession(options.Value, endpoint, metrics, logger, _time);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -151,8 +151,8 @@ internal sealed class ChatScaleEndpoint
                 return;
             }
 
-            socket = await context.WebSockets.AcceptWebSocketAsync(_acceptContext).ConfigureAwait(false);
-            transport.Attach(socket);
+            (socket, var writer) = await WebSocketUpgrade.AcceptAsync(context, _acceptContext).ConfigureAwait(false);
+            transport.Attach(socket, writer);
             admitted.Upgraded();
             using var expiry = TokenExpiry.CloseWhenExpired(connection, expiresAt, _time, _logger);
             AspNetCoreLog.Accepted(_logger, connection.ConnectionId, userId);

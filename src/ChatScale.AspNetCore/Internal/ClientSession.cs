@@ -22,9 +22,14 @@ internal sealed class ClientSession
     private readonly int _maxMessageBytes;
     private readonly int _receiveCap;
 
-    public ClientSession(int maxMessageBytes, ChatScaleEndpointOptions endpointOptions, AspNetCoreMetrics metrics, ILogger logger, TimeProvider time)
+    // How long a server-decided close may take: the burst in flight finishing, then the client's close reply.
+    private readonly TimeSpan _closeBound;
+
+    public ClientSession(ChatScaleOptions options, ChatScaleEndpointOptions endpointOptions, AspNetCoreMetrics metrics, ILogger logger, TimeProvider time)
     {
+        var maxMessageBytes = options.MaxIncomingFrameBytes;
         _maxMessageBytes = maxMessageBytes;
+        _closeBound = options.SlowConsumerCloseTimeout + ChatScaleEndpoint.CloseHandshakeTimeout;
         _receiveCap = (int)Math.Min((long)maxMessageBytes + 1, Array.MaxLength);
         _endpointOptions = endpointOptions;
         _metrics = metrics;
@@ -35,10 +40,9 @@ internal sealed class ClientSession
     public async Task<string> RunAsync(HttpContext context, WebSocket socket, ClientConnection connection, ChatScaleConnectionContext connectionContext, IClientMessageHandler? handler)
     {
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialReceiveBuffer, _receiveCap));
         try
         {
-            var receive = ReceiveAsync(socket, connectionContext, handler, buffer, ended.Token);
+            var receive = ReceiveAsync(socket, connectionContext, handler, ended.Token);
             if (await Task.WhenAny(receive, connection.Completion).ConfigureAwait(false) != receive)
             {
                 // The server closed the connection (shutdown, or a slow consumer under the close policy), or sending
@@ -68,8 +72,10 @@ internal sealed class ClientSession
                         AspNetCoreLog.ClosingConnection(_logger, connection.ConnectionId, connection.UserId, status, reason);
                     }
 
+                    // Queued frames are dropped, but a burst being written may finish (within the slow-consumer close
+                    // timeout), so the close frame reaches a client that reads, even slowly; meanwhile keep reading.
                     var closing = connection.CloseAsync(status, reason, TimeSpan.Zero);
-                    await DrainUntilCloseAsync(socket, buffer, context.RequestAborted).ConfigureAwait(false);
+                    await DrainUntilCloseAsync(socket, _closeBound, context.RequestAborted).ConfigureAwait(false);
                     await WaitAsync(closing, ChatScaleEndpoint.CloseHandshakeTimeout).ConfigureAwait(false);
                     return CloseStatusNames.Describe(status);
 
@@ -81,7 +87,6 @@ internal sealed class ClientSession
         finally
         {
             await ended.CancelAsync().ConfigureAwait(false);
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -89,10 +94,11 @@ internal sealed class ClientSession
         WebSocket socket,
         ChatScaleConnectionContext connectionContext,
         IClientMessageHandler? handler,
-        byte[] initialBuffer,
         CancellationToken cancellationToken)
     {
-        var buffer = initialBuffer;
+        // No buffer while waiting: a zero-byte receive waits for the next frame, and a buffer is rented only once
+        // its data is there (and returned after each message), so an idle connection holds none.
+        byte[]? buffer = null;
         var count = 0;
         var rate = new TokenBucket(_endpointOptions.MessagesPerSecond, _endpointOptions.MessageBurst, _time);
         try
@@ -111,21 +117,30 @@ internal sealed class ClientSession
 
             while (true)
             {
-                if (count == buffer.Length)
+                ValueWebSocketReceiveResult result;
+                if (buffer is null)
                 {
-                    // Grow to at most one byte past the cap: enough to tell that a message is too big.
-                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(buffer.Length * 2L, _receiveCap));
-                    buffer.AsSpan(0, count).CopyTo(larger);
-                    if (!ReferenceEquals(buffer, initialBuffer))
+                    result = await socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                    buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialReceiveBuffer, _receiveCap));
+                    if (result.MessageType != WebSocketMessageType.Close && !result.EndOfMessage)
                     {
+                        result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    if (count == buffer.Length)
+                    {
+                        // Grow to at most one byte past the cap: enough to tell that a message is too big.
+                        var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(buffer.Length * 2L, _receiveCap));
+                        buffer.AsSpan(0, count).CopyTo(larger);
                         ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
                     }
 
-                    buffer = larger;
+                    result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
                 }
 
-                // Read at most one byte past the cap, whatever size the pool rounded the buffer up to.
-                var result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, _receiveCap) - count), cancellationToken).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return new(ReceiveEnd.ClientClosed, ConnectionCloseStatus.NormalClosure, string.Empty, null);
@@ -171,6 +186,9 @@ internal sealed class ClientSession
                         return new(ReceiveEnd.Violation, ConnectionCloseStatus.InternalServerError, "Server error.", ex);
                     }
                 }
+
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = null;
             }
         }
         catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
@@ -179,7 +197,7 @@ internal sealed class ClientSession
         }
         finally
         {
-            if (!ReferenceEquals(buffer, initialBuffer))
+            if (buffer is not null)
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
@@ -188,10 +206,14 @@ internal sealed class ClientSession
 
     // After a server-initiated close, read and discard until the client's close frame, so that unread input never
     // turns the close into a TCP reset that would hide the close status from the client.
-    private static async Task DrainUntilCloseAsync(WebSocket socket, byte[] scratch, CancellationToken requestAborted)
+    /// <summary>Where the next receive writes: at most one byte past the cap, whatever size the pool rounded the buffer up to.</summary>
+    private Memory<byte> ReceiveWindow(byte[] buffer, int count) => buffer.AsMemory(count, Math.Min(buffer.Length, _receiveCap) - count);
+
+    private static async Task DrainUntilCloseAsync(WebSocket socket, TimeSpan bound, CancellationToken requestAborted)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
-        deadline.CancelAfter(ChatScaleEndpoint.CloseHandshakeTimeout);
+        deadline.CancelAfter(bound);
+        var scratch = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
         try
         {
             while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)

@@ -4,42 +4,78 @@ using ChatScale.Connections;
 namespace ChatScale.AspNetCore.Internal;
 
 /// <summary>
-/// <see cref="IConnectionTransport"/> over a server <see cref="WebSocket"/>. The connection is created, and can be
-/// queued to, before the upgrade completes (so no message published after the client sees the handshake is lost);
-/// frames queued before then are written once <see cref="Attach"/> hands over the accepted socket.
+/// <see cref="IConnectionTransport"/> over an accepted WebSocket. The connection is created, and can be queued to,
+/// before the upgrade completes (so no message published after the client sees the handshake is lost); frames queued
+/// before then are written once <see cref="Attach"/> hands over the accepted socket. A burst goes out through the
+/// <see cref="WebSocketFrameWriter"/> as one write; without one (HTTP/2), frame by frame through the socket.
 /// </summary>
 internal sealed class WebSocketTransport : IConnectionTransport
 {
-    private readonly TaskCompletionSource<WebSocket> _socket = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private WebSocket? _socket;
+    private WebSocketFrameWriter? _writer;
 
-    public void Attach(WebSocket socket) => _socket.TrySetResult(socket);
+    public void Attach(WebSocket socket, WebSocketFrameWriter? writer)
+    {
+        _socket = socket;
+        _writer = writer;
+        _attached.TrySetResult();
+    }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        var pending = _socket.Task;
-        return pending.IsCompletedSuccessfully
-            ? pending.Result.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken)
-            : SendAfterAcceptAsync(frame, cancellationToken);
+        if (!_attached.Task.IsCompleted)
+        {
+            return SendAfterAcceptAsync(frame, cancellationToken);
+        }
+
+        return _writer is { } writer
+            ? writer.WriteAsync(new ReadOnlyMemory<ReadOnlyMemory<byte>>([frame]), cancellationToken)
+            : _socket!.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+    }
+
+    public ValueTask SendBatchAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
+    {
+        if (_attached.Task.IsCompleted && _writer is { } writer)
+        {
+            return writer.WriteAsync(frames, cancellationToken);
+        }
+
+        return SendEachAsync(frames, cancellationToken);
     }
 
     public async ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken)
     {
-        if (!_socket.Task.IsCompletedSuccessfully)
+        if (_socket is not { } socket)
         {
             // Never upgraded: the HTTP response already told the client why.
             return;
         }
 
-        var socket = _socket.Task.Result;
         if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             await socket.CloseOutputAsync((WebSocketCloseStatus)status, description, cancellationToken).ConfigureAwait(false);
         }
     }
 
+    private async ValueTask SendEachAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
+    {
+        await _attached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_writer is { } writer)
+        {
+            await writer.WriteAsync(frames, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        for (var i = 0; i < frames.Length; i++)
+        {
+            await _socket!.SendAsync(frames.Span[i], WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private async ValueTask SendAfterAcceptAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        var socket = await _socket.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        await _attached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SendAsync(frame, cancellationToken).ConfigureAwait(false);
     }
 }

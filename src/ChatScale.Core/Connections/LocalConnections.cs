@@ -11,7 +11,7 @@ namespace ChatScale.Connections;
 /// <summary>
 /// The local fan-out engine: every client connection held by this node, by user. <see cref="Deliver(IReadOnlyList{string}, ReadOnlyMemory{byte})"/> queues one
 /// shared frame on each recipient's connections without waiting for any socket and without allocating per
-/// recipient; each connection's writer loop does the sending.
+/// recipient; each connection is scheduled once when it has frames and writes them as one burst.
 /// </summary>
 /// <remarks>
 /// Thread-safe: connects, disconnects and deliveries may run concurrently. A connection added before a
@@ -47,7 +47,7 @@ public sealed class LocalConnections : IDisposable
     public int Count => _byId.Count;
 
     /// <summary>
-    /// Adds a connection for <paramref name="userId"/> and starts its writer loop. The connection receives every
+    /// Adds a connection for <paramref name="userId"/>. The connection receives every
     /// <see cref="Deliver(IReadOnlyList{string}, ReadOnlyMemory{byte})"/> that starts after this returns.
     /// </summary>
     /// <param name="userId">The authenticated user.</param>
@@ -81,7 +81,6 @@ public sealed class LocalConnections : IDisposable
 
         _metrics.ConnectionOpened();
         CoreLog.ConnectionOpened(_logger, connection.ConnectionId, userId);
-        connection.Start();
         return connection;
     }
 

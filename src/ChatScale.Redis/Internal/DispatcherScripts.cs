@@ -1,14 +1,19 @@
 namespace ChatScale.Redis.Internal;
 
 /// <summary>
-/// The Lua scripts behind <see cref="RedisStreamDispatcher"/>; each runs atomically. Time is the Redis server's clock, so
-/// node clock skew cannot expire a live member. Every key they touch carries the dispatcher hash tag (see
-/// <see cref="RedisKeyspace"/>).
+/// The Lua scripts behind <see cref="RedisStreamDispatcher"/>; each runs atomically, and each touches the keys of one
+/// partition only (one hash slot, see <see cref="RedisKeyspace"/>). Time is the Redis server's clock, so node clock
+/// skew cannot expire a live member. <b>Fencing:</b> every script that reads, acks, retries or dead-letters entries of
+/// a partition first checks that the lease still holds the caller's exact value (<c>instance:token</c>) in the same
+/// script, so a former owner (frozen, partitioned, or just late) can neither take new entries nor settle old ones.
 /// </summary>
 internal static class DispatcherScripts
 {
     /// <summary>The consumer group every job stream is read through.</summary>
     public const string Group = "workers";
+
+    /// <summary>What a fenced script returns when the caller's lease is gone.</summary>
+    public const long LeaseLost = -1;
 
     private const string Now = """
         local t = redis.call('TIME')
@@ -30,20 +35,23 @@ internal static class DispatcherScripts
         return redis.call('ZRANGE', KEYS[1], 0, -1)
         """;
 
-    /// <summary>KEYS: lease. ARGV: instance id, TTL ms. Takes a free lease or extends our own; 1 when we hold it.</summary>
+    /// <summary>
+    /// KEYS: lease, fence, stream. ARGV: instance id, TTL ms, group. Takes a free lease (or our own, left by an earlier
+    /// worker of ours) under a new fencing token, and makes sure the consumer group exists. Returns the token, 0 when
+    /// another instance holds the lease.
+    /// </summary>
     public const string AcquireLease = """
-        local owner = redis.call('GET', KEYS[1])
-        if owner == false then
-          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-          return 1
-        elseif owner == ARGV[1] then
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          return 1
+        local held = redis.call('GET', KEYS[1])
+        if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
+          return 0
         end
-        return 0
+        local token = redis.call('INCR', KEYS[2])
+        redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+        local created = redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[3], '0', 'MKSTREAM')
+        return token
         """;
 
-    /// <summary>KEYS: lease. ARGV: instance id, TTL ms. Extends the lease only if we still hold it (compare-and-extend).</summary>
+    /// <summary>KEYS: lease. ARGV: lease value, TTL ms. Extends the lease only if it still holds our value; 1 or 0.</summary>
     public const string RenewLease = """
         if redis.call('GET', KEYS[1]) == ARGV[1] then
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -52,7 +60,7 @@ internal static class DispatcherScripts
         return 0
         """;
 
-    /// <summary>KEYS: lease. ARGV: instance id. Deletes the lease only if we hold it.</summary>
+    /// <summary>KEYS: lease. ARGV: lease value. Deletes the lease only if it still holds our value.</summary>
     public const string ReleaseLease = """
         if redis.call('GET', KEYS[1]) == ARGV[1] then
           return redis.call('DEL', KEYS[1])
@@ -61,44 +69,159 @@ internal static class DispatcherScripts
         """;
 
     /// <summary>
-    /// KEYS: stream[, lease]. ARGV: group, entry id, instance id. Acks and deletes a finished job; with a lease, only
-    /// while we still own the partition (0 otherwise: the new owner will run it again).
+    /// KEYS: stream[, lease]. ARGV: lease value ('' without a lease), group, consumer, count. A fenced, non-blocking
+    /// <c>XREADGROUP ... &gt;</c>: new entries, or -1 when the lease is gone (then nothing was taken). Re-creates a
+    /// vanished group (a Redis restart without persistence) instead of failing.
     /// </summary>
-    public const string Complete = """
-        if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[3] then
+    public const string Read = """
+        if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+          return -1
+        end
+        local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+        if type(r) == 'table' and r.err then
+          if string.find(r.err, 'NOGROUP', 1, true) then
+            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
+            return {}
+          end
+          return redis.error_reply(r.err)
+        end
+        if not r then
+          return {}
+        end
+        return r[1][2]
+        """;
+
+    /// <summary>
+    /// KEYS: stream, attempts[, lease]. ARGV: lease value, group, consumer, count, cursor, others only (1/0), min idle ms.
+    /// Fenced recovery: claims (<c>XAUTOCLAIM</c>) entries pending under any consumer into ours, with their stored
+    /// attempt records and the server time. With "others only", does nothing unless some other consumer holds entries (the cheap check
+    /// an owner runs at any time). Returns {next cursor, entries, attempt records, now ms} or -1 when the lease is gone.
+    /// </summary>
+    public const string Claim = """
+        if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+          return -1
+        end
+        if ARGV[6] == '1' then
+          local s = redis.pcall('XPENDING', KEYS[1], ARGV[2])
+          if type(s) ~= 'table' or s.err or not s[4] then
+            return {'0-0', {}, {}}
+          end
+          local others = false
+          for _, c in ipairs(s[4]) do
+            if c[1] ~= ARGV[3] then
+              others = true
+            end
+          end
+          if not others then
+            return {'0-0', {}, {}}
+          end
+        end
+        local r = redis.pcall('XAUTOCLAIM', KEYS[1], ARGV[2], ARGV[3], ARGV[7], ARGV[5], 'COUNT', ARGV[4])
+        if type(r) == 'table' and r.err then
+          if string.find(r.err, 'NOGROUP', 1, true) then
+            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
+            return {'0-0', {}, {}}
+          end
+          return redis.error_reply(r.err)
+        end
+        local ids = {}
+        for i, e in ipairs(r[2]) do
+          ids[i] = e[1]
+        end
+        local records = {}
+        if #ids > 0 then
+          records = redis.call('HMGET', KEYS[2], unpack(ids))
+        end
+        local t = redis.call('TIME')
+        return {r[1], r[2], records, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+        """;
+
+    /// <summary>
+    /// KEYS: stream[, lease]. ARGV: lease value, group, consumer. Fenced and atomic consumer clean-up: deletes every
+    /// other consumer of the group that holds no pending entry (one that still holds some is left for recovery).
+    /// </summary>
+    public const string ForgetIdleConsumers = """
+        if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+          return -1
+        end
+        local cs = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[2])
+        if type(cs) ~= 'table' or cs.err then
           return 0
         end
-        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('XDEL', KEYS[1], ARGV[2])
+        local n = 0
+        for _, c in ipairs(cs) do
+          local name, pending
+          for i = 1, #c, 2 do
+            if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end
+          end
+          if name ~= ARGV[3] and pending == 0 then
+            redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], name)
+            n = n + 1
+          end
+        end
+        return n
+        """;
+
+    /// <summary>
+    /// KEYS: stream, attempts[, lease]. ARGV: lease value, group, entry ids... Fenced batch ack: acks and deletes
+    /// finished jobs and their attempt records; the count, or -1 when the lease is gone (the next owner runs them again).
+    /// </summary>
+    public const string Complete = """
+        if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+          return -1
+        end
+        local ids = {}
+        for i = 3, #ARGV do
+          ids[#ids + 1] = ARGV[i]
+        end
+        redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
+        redis.call('XDEL', KEYS[1], unpack(ids))
+        redis.call('HDEL', KEYS[2], unpack(ids))
+        return #ids
+        """;
+
+    /// <summary>
+    /// KEYS: stream, attempts[, lease]. ARGV: lease value, entry id, attempts made, delay ms. Fenced: stores a failed
+    /// job's attempt count and the server time of its next attempt with the entry, so any later owner continues the
+    /// count and honours the backoff. 1, or -1 when the lease is gone.
+    /// </summary>
+    public const string Retry = Now + """
+
+        if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+          return -1
+        end
+        redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. ':' .. (now + tonumber(ARGV[4])))
         return 1
         """;
 
     /// <summary>
-    /// KEYS: stream, dead[, lease]. ARGV: group, entry id, instance id, job id, type, key ('' = none), data, attempts,
-    /// error, enqueued ms. Moves a job to the dead-letter stream (under the lease check, as <see cref="Complete"/>);
-    /// idempotent, so a retry after a lost reply does not dead-letter the job twice.
+    /// KEYS: stream, attempts, dead[, lease]. ARGV: lease value, group, entry id, attempts, error. Fenced: moves a job to
+    /// the dead-letter stream (its stored job field, the attempt count, the error and the time) and acks it; idempotent,
+    /// so a retry after a lost reply does not dead-letter the job twice. 1, or -1 when the lease is gone.
     /// </summary>
     public const string DeadLetter = Now + """
 
-        if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[3] then
-          return 0
+        if #KEYS > 3 and redis.call('GET', KEYS[4]) ~= ARGV[1] then
+          return -1
         end
-        if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
-          return 1
+        local found = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])
+        if #found > 0 then
+          local f = found[1][2]
+          local job = ''
+          for i = 1, #f, 2 do
+            if f[i] == 'j' then job = f[i + 1] end
+          end
+          redis.call('XADD', KEYS[3], '*', 'j', job, 'attempts', ARGV[4], 'error', ARGV[5], 'dead', now)
         end
-        if ARGV[6] == '' then
-          redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'type', ARGV[5], 'data', ARGV[7], 'attempts', ARGV[8], 'error', ARGV[9], 'enq', ARGV[10], 'dead', now)
-        else
-          redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'type', ARGV[5], 'key', ARGV[6], 'data', ARGV[7], 'attempts', ARGV[8], 'error', ARGV[9], 'enq', ARGV[10], 'dead', now)
-        end
-        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('XDEL', KEYS[1], ARGV[2])
+        redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])
+        redis.call('XDEL', KEYS[1], ARGV[3])
+        redis.call('HDEL', KEYS[2], ARGV[3])
         return 1
         """;
 
     /// <summary>
-    /// KEYS: dead, target stream. ARGV: dead-letter entry id. Moves one dead-lettered job back to a job stream with a
-    /// fresh attempt count; 0 when it is no longer there (replayed or purged concurrently).
+    /// KEYS: dead, target stream. ARGV: dead-letter entry id. Moves one dead-lettered job back to its job stream (the
+    /// same slot) as a new entry, so with a fresh attempt count; 0 when it is no longer there.
     /// </summary>
     public const string Replay = """
         local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
@@ -106,22 +229,29 @@ internal static class DispatcherScripts
           return 0
         end
         local f = found[1][2]
-        local out = {}
         for i = 1, #f, 2 do
-          local k = f[i]
-          if k == 'id' or k == 'type' or k == 'key' or k == 'data' or k == 'enq' then
-            out[#out + 1] = k
-            out[#out + 1] = f[i + 1]
+          if f[i] == 'j' then
+            redis.call('XADD', KEYS[2], '*', 'j', f[i + 1])
           end
         end
-        out[#out + 1] = 'attempt'
-        out[#out + 1] = '0'
-        redis.call('XADD', KEYS[2], '*', unpack(out))
         redis.call('XDEL', KEYS[1], ARGV[1])
         return 1
         """;
 
-    /// <summary>KEYS: dead. Deletes the dead-letter stream; returns how many jobs it held.</summary>
+    /// <summary>
+    /// KEYS: stream. ARGV: group, consumer. Deletes the consumer only if it holds no pending entry, in one step (so an
+    /// entry read meanwhile is never dropped from the pending list with it); 1 when deleted.
+    /// </summary>
+    public const string ForgetConsumerIfEmpty = """
+        local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+        if #p == 0 then
+          redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+          return 1
+        end
+        return 0
+        """;
+
+    /// <summary>KEYS: dead. Deletes a dead-letter stream; returns how many jobs it held.</summary>
     public const string Purge = """
         local n = redis.call('XLEN', KEYS[1])
         redis.call('DEL', KEYS[1])

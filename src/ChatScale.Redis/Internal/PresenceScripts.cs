@@ -1,11 +1,16 @@
 namespace ChatScale.Redis.Internal;
 
 /// <summary>
-/// The Lua scripts behind <see cref="RedisConnectionRegistry"/>. Each runs atomically on the server. Time is always
-/// the Redis server's clock (<c>TIME</c>), never a node's, so clock skew between nodes cannot make a live node look
-/// dead. StackExchange.Redis sends them with EVALSHA once known and re-sends the source after a server restart.
-/// Every key they touch shares the presence hash tag (see <see cref="RedisKeyspace"/>), so they also run on a cluster.
+/// The Lua scripts behind <see cref="RedisConnectionRegistry"/>. Each runs atomically on the server and touches the
+/// keys of one presence bucket (one hash tag, so one cluster slot), or only the heartbeats key. Time is always the
+/// Redis server's clock (<c>TIME</c>), never a node's, so clock skew between nodes cannot make a live node look dead.
+/// StackExchange.Redis sends them with EVALSHA once known and re-sends the source after a server restart.
 /// </summary>
+/// <remarks>
+/// A bucket's digest hash (<c>n</c>, <c>x</c>) is kept equal to the count and XOR of the first 32 bits of SHA-1 of the
+/// connection ids in the node's index of that bucket; the node keeps the same digest of the connections it holds, so
+/// one <c>HMGET</c> per bucket tells whether Redis and the node agree on the whole set (ghosts and losses alike).
+/// </remarks>
 internal static class PresenceScripts
 {
     private const string Now = """
@@ -13,135 +18,103 @@ internal static class PresenceScripts
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         """;
 
-    /// <summary>KEYS: user, node, heartbeats. ARGV: connectionId, nodeId, userId. Also heartbeats the node.</summary>
-    public const string Register = Now + """
-
+    /// <summary>KEYS: user, node index, node digest (one bucket). ARGV: connectionId, nodeId, userId, digest of the id.</summary>
+    public const string Register = """
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-        redis.call('ZADD', KEYS[3], now, ARGV[2])
-        return now
-        """;
-
-    /// <summary>KEYS: user, node. ARGV: connectionId, nodeId. Removes the connection only if it is on that node.</summary>
-    public const string Unregister = """
-        if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-          redis.call('HDEL', KEYS[1], ARGV[1])
+        if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 1 then
+          local x = tonumber(redis.call('HGET', KEYS[3], 'x') or '0')
+          redis.call('HSET', KEYS[3], 'x', bit.bxor(x, tonumber(ARGV[4])))
+          redis.call('HINCRBY', KEYS[3], 'n', 1)
         end
-        redis.call('HDEL', KEYS[2], ARGV[1])
         return 1
         """;
 
     /// <summary>
-    /// KEYS: heartbeats, node. ARGV: nodeId. Returns how many connections Redis holds for the node, so the node can
-    /// tell when its presence was lost (a Redis restart without persistence, or a sweep while it was cut off).
+    /// KEYS: user, node index, node digest (one bucket). ARGV: connectionId, nodeId, digest of the id. Removes the user's
+    /// entry only if it is on that node. Idempotent.
+    /// </summary>
+    public const string Unregister = """
+        if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+          redis.call('HDEL', KEYS[1], ARGV[1])
+        end
+        if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
+          if redis.call('HINCRBY', KEYS[3], 'n', -1) <= 0 then
+            redis.call('DEL', KEYS[3])
+          else
+            local x = tonumber(redis.call('HGET', KEYS[3], 'x') or '0')
+            redis.call('HSET', KEYS[3], 'x', bit.bxor(x, tonumber(ARGV[3])))
+          end
+        end
+        return 1
+        """;
+
+    /// <summary>
+    /// KEYS: heartbeats. ARGV: nodeId to mark alive now, or an empty string to only read. Returns { now, { node1,
+    /// score1, ... } }: the server's clock and every node's last heartbeat, from which each node knows liveness locally.
     /// </summary>
     public const string Heartbeat = Now + """
 
-        redis.call('ZADD', KEYS[1], now, ARGV[1])
-        return redis.call('HLEN', KEYS[2])
+        if ARGV[1] ~= '' then
+          redis.call('ZADD', KEYS[1], now, ARGV[1])
+        end
+        return { now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') }
         """;
 
     /// <summary>
-    /// KEYS: heartbeats, user1..userN. ARGV: timeout in ms. Returns, per user, the distinct live nodes hosting it
-    /// (an empty list means offline). A node is live when its heartbeat is at most the timeout old.
+    /// KEYS: node index, node digest (one bucket). ARGV: nodeId, the bucket's user key prefix, batch size. Deletes up to
+    /// one batch of the node's connections in the bucket (a user's entry only if it is still on that node). Returns
+    /// { removed user entries, remaining index entries }.
     /// </summary>
-    public const string Locate = Now + """
-
-        local timeout = tonumber(ARGV[1])
-        local alive = {}
-        local result = {}
-        for i = 2, #KEYS do
-          local nodes = {}
-          local seen = {}
-          local values = redis.call('HVALS', KEYS[i])
-          for _, n in ipairs(values) do
-            if not seen[n] then
-              seen[n] = true
-              local a = alive[n]
-              if a == nil then
-                local s = redis.call('ZSCORE', KEYS[1], n)
-                a = (s ~= false) and (now - tonumber(s) <= timeout)
-                alive[n] = a
-              end
-              if a then nodes[#nodes + 1] = n end
-            end
-          end
-          result[#result + 1] = nodes
-        end
-        return result
-        """;
-
-    /// <summary>KEYS: heartbeats, user. ARGV: timeout in ms. Returns how many of the user's connections are on live nodes.</summary>
-    public const string Count = Now + """
-
-        local timeout = tonumber(ARGV[1])
-        local alive = {}
-        local count = 0
-        for _, n in ipairs(redis.call('HVALS', KEYS[2])) do
-          local a = alive[n]
-          if a == nil then
-            local s = redis.call('ZSCORE', KEYS[1], n)
-            a = (s ~= false) and (now - tonumber(s) <= timeout)
-            alive[n] = a
-          end
-          if a then count = count + 1 end
-        end
-        return count
-        """;
-
-    /// <summary>
-    /// KEYS: heartbeats, node. ARGV: nodeId, user key prefix, batch size. Graceful removal of a node: its heartbeat is
-    /// set to 0 at once (so every entry of it reads offline immediately, and a sweep finishes the job should this node
-    /// die half-way), then up to one batch of its connections is deleted; when none remain the node's key and heartbeat
-    /// go. Returns how many connections remain.
-    /// </summary>
-    public const string RemoveNodeBatch = """
-        redis.call('ZADD', KEYS[1], 0, ARGV[1])
-        local entries = redis.call('HRANDFIELD', KEYS[2], tonumber(ARGV[3]), 'WITHVALUES')
+    public const string RemoveBucketBatch = """
+        local entries = redis.call('HRANDFIELD', KEYS[1], tonumber(ARGV[3]), 'WITHVALUES')
+        local removed = 0
+        local x = tonumber(redis.call('HGET', KEYS[2], 'x') or '0')
         for i = 1, #entries, 2 do
           local userKey = ARGV[2] .. entries[i + 1]
           if redis.call('HGET', userKey, entries[i]) == ARGV[1] then
             redis.call('HDEL', userKey, entries[i])
+            removed = removed + 1
           end
-          redis.call('HDEL', KEYS[2], entries[i])
+          redis.call('HDEL', KEYS[1], entries[i])
+          x = bit.bxor(x, tonumber(string.sub(redis.sha1hex(entries[i]), 1, 8), 16))
         end
-        local remaining = redis.call('HLEN', KEYS[2])
+        local remaining = redis.call('HLEN', KEYS[1])
         if remaining == 0 then
           redis.call('DEL', KEYS[2])
-          redis.call('ZREM', KEYS[1], ARGV[1])
+        elseif #entries > 0 then
+          redis.call('HSET', KEYS[2], 'n', remaining, 'x', x)
         end
-        return remaining
+        return { removed, remaining }
         """;
 
     /// <summary>
-    /// KEYS: heartbeats. ARGV: timeout in ms, node key prefix, user key prefix, batch size. Finds one node whose
-    /// heartbeat is older than the timeout and deletes up to one batch of its connections; when none remain, its key
-    /// and heartbeat go. Returns { nodeId, removed, remaining }, or an empty list when no node is dead.
-    /// The node key is derived here rather than passed in KEYS because the dead node is only known inside the script;
-    /// it shares the heartbeats key's hash tag, so it is in the same cluster slot.
+    /// KEYS: heartbeats. ARGV: nodeId, timeout in ms. Forgets the node's heartbeat if it is older than the timeout (it
+    /// did not come back while its buckets were being cleared). Returns 1 if it was removed.
     /// </summary>
-    public const string SweepBatch = Now + """
+    public const string ForgetNode = Now + """
 
-        local cutoff = now - tonumber(ARGV[1])
-        local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, 1)
-        if #dead == 0 then return {} end
-        local node = dead[1]
-        local nodeKey = ARGV[2] .. node
-        local entries = redis.call('HRANDFIELD', nodeKey, tonumber(ARGV[4]), 'WITHVALUES')
-        local removed = 0
-        for i = 1, #entries, 2 do
-          local userKey = ARGV[3] .. entries[i + 1]
-          if redis.call('HGET', userKey, entries[i]) == node then
-            redis.call('HDEL', userKey, entries[i])
-            removed = removed + 1
-          end
-          redis.call('HDEL', nodeKey, entries[i])
+        local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if s and now - tonumber(s) > tonumber(ARGV[2]) then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+          return 1
         end
-        local remaining = redis.call('HLEN', nodeKey)
-        if remaining == 0 then
-          redis.call('DEL', nodeKey)
-          redis.call('ZREM', KEYS[1], node)
+        return 0
+        """;
+
+    /// <summary>
+    /// KEYS: node index, node digest (one bucket). Recomputes the digest from the index, after a repair (so a digest
+    /// that drifted for any reason converges). Returns { count, digest }.
+    /// </summary>
+    public const string RebuildDigest = """
+        local fields = redis.call('HKEYS', KEYS[1])
+        local x = 0
+        for _, c in ipairs(fields) do
+          x = bit.bxor(x, tonumber(string.sub(redis.sha1hex(c), 1, 8), 16))
         end
-        return { node, removed, remaining }
+        redis.call('DEL', KEYS[2])
+        if #fields > 0 then
+          redis.call('HSET', KEYS[2], 'n', #fields, 'x', x)
+        end
+        return { #fields, x }
         """;
 }

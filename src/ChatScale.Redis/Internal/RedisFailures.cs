@@ -2,15 +2,39 @@ using StackExchange.Redis;
 
 namespace ChatScale.Redis.Internal;
 
-/// <summary>Maps StackExchange.Redis transport failures to <see cref="BackplaneUnavailableException"/>.</summary>
+/// <summary>
+/// Maps StackExchange.Redis transport failures to <see cref="BackplaneUnavailableException"/>, and says honestly
+/// whether the failed command may still have run.
+/// </summary>
+/// <remarks>
+/// A timeout, or a connection lost after the command was written, tells nothing about the outcome: Redis may have run
+/// the command (CLIENT PAUSE, a stalled reply, a slow script) and only the answer was lost. Only a command that provably
+/// never left the client (no connection, or still waiting in the backlog when it failed) changed nothing. Callers that
+/// must undo a half-known step (presence's register) use <see cref="MayHaveRun"/> to decide to compensate.
+/// </remarks>
 internal static class RedisFailures
 {
     /// <summary>Whether <paramref name="exception"/> means Redis could not be reached (rather than a bug or bad input).</summary>
     public static bool IsUnavailable(Exception exception)
         => exception is RedisConnectionException or RedisTimeoutException;
 
+    /// <summary>
+    /// Whether the command that failed with <paramref name="exception"/> may have been executed by Redis. True for
+    /// every timeout and for a connection failure once the command was sent; false only when it was never sent.
+    /// </summary>
+    public static bool MayHaveRun(Exception exception) => exception switch
+    {
+        RedisConnectionException c => !(c.FailureType == ConnectionFailureType.UnableToConnect
+            || c.CommandStatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog),
+        RedisTimeoutException t => t.Commandstatus != CommandStatus.WaitingInBacklog,
+        OperationCanceledException => true,
+        _ => false,
+    };
+
     public static BackplaneUnavailableException Unavailable(string operation, Exception exception)
-        => new($"Redis is unreachable: {operation} failed. Nothing was changed; the call can be retried.", exception);
+        => MayHaveRun(exception)
+            ? new($"Redis did not confirm {operation} (a timeout, or the connection dropped after the command was sent): it may or may not have run.", exception)
+            : new($"Redis is unreachable: {operation} was never sent, so nothing was changed; the call can be retried.", exception);
 
     /// <summary>
     /// Awaits a Redis command, or stops waiting when <paramref name="cancellationToken"/> fires. StackExchange.Redis

@@ -11,26 +11,36 @@ namespace ChatScale.Redis.Internal;
 /// <remarks>
 /// <para><b>Layout</b> (prefix <c>P</c>):</para>
 /// <code>
-/// {P}:presence:user:&lt;userId&gt;   hash   connectionId -&gt; nodeId     (who is where)
-/// {P}:presence:node:&lt;nodeId&gt;   hash   connectionId -&gt; userId     (what a node holds, for sweeping)
+/// {P:pr:b:k}:u:&lt;userId&gt;        hash   connectionId -&gt; nodeId     (who is where; b = bucket of the user)
+/// {P:pr:b:k}:n:&lt;nodeId&gt;        hash   connectionId -&gt; userId     (a node's connections in bucket b)
+/// {P:pr:b:k}:d:&lt;nodeId&gt;        hash   n = count, x = XOR digest of those connection ids
 /// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms
 /// P:bp:node:&lt;nodeId&gt;            channel: envelopes for one node
 /// P:bp:all                      channel: envelopes for every node
-/// {P:dispatch}:p:&lt;i&gt;           stream: keyed jobs of partition i (consumer group "workers")
-/// {P:dispatch}:shared           stream: unkeyed jobs (consumer group "workers")
-/// {P:dispatch}:dead             stream: dead-lettered jobs
-/// {P:dispatch}:lease:&lt;i&gt;       string: the dispatcher instance owning partition i (PX = lease TTL)
+/// {P:dispatch:&lt;i&gt;}:jobs        stream: keyed jobs of partition i (consumer group "workers")
+/// {P:dispatch:&lt;i&gt;}:lease       string: "instanceId:fencingToken" of the owner of partition i (PX = lease TTL)
+/// {P:dispatch:&lt;i&gt;}:fence       string: the partition's last fencing token (INCR, never expires)
+/// {P:dispatch:&lt;i&gt;}:attempts    hash   entry id -&gt; "attempts:next attempt (server unix ms)" of a retrying job
+/// {P:dispatch:&lt;i&gt;}:dead        stream: dead-lettered jobs of partition i
+/// {P:dispatch:shared}:jobs|attempts|dead   the same for unkeyed jobs (no lease: any instance reads them)
 /// {P:dispatch}:members          zset   dispatcher instance id, score = membership expiry (server unix ms)
-/// P:dispatch:wake               channel: "a job was added to partition i" (-1: the shared stream)
+/// P:dispatch:wake:&lt;instance&gt;   channel: "jobs were added to these partitions" for the owner of those partitions
+/// P:dispatch:wake               channel: the same, from enqueuers that do not know the owners yet
 /// </code>
-/// <para><b>Dispatcher keys</b> share the hash tag <c>{P:dispatch}</c> (a different slot from presence): the atomic
-/// scripts that ack under a lease check, dead-letter or replay touch a job stream, a lease and the dead-letter stream
-/// together.</para>
-/// <para><b>Cluster.</b> All presence keys carry the same hash tag <c>{P}</c>, so they live in one slot: the atomic
-/// multi-key scripts (register, unregister, lookup of many users, sweep) run on a Redis Cluster without CROSSSLOT errors,
-/// at the price of keeping all presence on one shard. Presence is small (one hash field per connection) and cheap to
-/// read; the heavy traffic is pub/sub, and its channels are deliberately <i>not</i> hash-tagged, so with sharded pub/sub
-/// the node channels spread over the cluster's shards.</para>
+/// <para><b>Dispatcher keys</b> carry one hash tag per partition (<c>{P:dispatch:i}</c>), so on a Redis Cluster the
+/// partitions spread over the shards; the fenced scripts (read, ack, retry, dead-letter under the lease check) and
+/// replay only ever touch the keys of one partition, which share its slot.</para>
+/// <para><b>Presence is spread over the cluster's slots.</b> A user belongs to one of 128 buckets (FNV-1a of the id);
+/// each bucket has its own hash tag, chosen so bucket <c>b</c> sits in slot range <c>[128b, 128b + 128)</c>
+/// (<see cref="PresenceBuckets"/>), so masters owning even slot ranges hold even shares. Every atomic step stays in
+/// one slot: register and unregister touch the user's hash and the node's index and digest of the user's bucket;
+/// the sweep and graceful removal run one script per bucket. Costs: a register or unregister is one script (3 keys,
+/// one slot); a lookup of N users is N pipelined <c>HVALS</c>, each sent to the shard owning the user's bucket, no
+/// script; node liveness is read once per refresh interval (one <c>ZRANGE</c> of the heartbeats key, the one key
+/// every node touches, O(nodes) and only on heartbeat and refresh), never per lookup. A heartbeat also reads each
+/// used bucket's digest (one <c>HMGET</c> per bucket, pipelined); only a bucket whose digest differs from the node's
+/// own set is read in full and repaired. A sweep or graceful removal of a node costs one script per bucket.</para>
+/// <para>Pub/sub channels are not hash-tagged, so with sharded pub/sub the node channels spread over the shards too.</para>
 /// <para><b>Hostile ids.</b> Keys and channels are binary-safe byte strings. User and node ids are appended verbatim
 /// as strict UTF-8 after a fixed prefix, so any id (newlines, braces, unicode, very long) maps to exactly one key and
 /// cannot reach another's: the hash tag is the first <c>{...}</c> of the key, which is always ours, and the prefix
@@ -44,8 +54,9 @@ internal sealed class RedisKeyspace
     private const int MaxCachedNodeChannels = 4096;
 
     private readonly ConcurrentDictionary<string, RedisChannel> _nodeChannels = new(StringComparer.Ordinal);
-    private readonly byte[] _userKeyPrefix;
-    private readonly byte[] _nodeKeyPrefix;
+    private readonly byte[][] _userKeyPrefixes;
+    private readonly byte[][] _nodeKeyPrefixes;
+    private readonly byte[][] _digestKeyPrefixes;
     private readonly byte[] _nodeChannelPrefix;
     private readonly bool _sharded;
 
@@ -53,39 +64,52 @@ internal sealed class RedisKeyspace
     {
         ArgumentException.ThrowIfNullOrEmpty(keyPrefix);
         _sharded = sharded;
-        var tag = "{" + keyPrefix + "}:presence:";
-        _userKeyPrefix = Encoding.UTF8.GetBytes(tag + "user:");
-        _nodeKeyPrefix = Encoding.UTF8.GetBytes(tag + "node:");
-        Heartbeats = (RedisKey)(tag + "heartbeats");
+        var tags = PresenceBuckets.Tags(keyPrefix);
+        _userKeyPrefixes = new byte[tags.Length][];
+        _nodeKeyPrefixes = new byte[tags.Length][];
+        _digestKeyPrefixes = new byte[tags.Length][];
+        for (var b = 0; b < tags.Length; b++)
+        {
+            _userKeyPrefixes[b] = Encoding.UTF8.GetBytes(tags[b] + ":u:");
+            _nodeKeyPrefixes[b] = Encoding.UTF8.GetBytes(tags[b] + ":n:");
+            _digestKeyPrefixes[b] = Encoding.UTF8.GetBytes(tags[b] + ":d:");
+        }
+
+        Heartbeats = (RedisKey)("{" + keyPrefix + "}:presence:heartbeats");
         _nodeChannelPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":bp:node:");
         AllNodesChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":bp:all"));
 
-        _dispatchTag = "{" + keyPrefix + ":dispatch}:";
-        SharedJobs = (RedisKey)(_dispatchTag + "shared");
-        DeadLetters = (RedisKey)(_dispatchTag + "dead");
-        DispatcherMembers = (RedisKey)(_dispatchTag + "members");
-        DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":dispatch:wake"));
+        _dispatchPrefix = keyPrefix + ":dispatch";
+        SharedJobs = (RedisKey)("{" + _dispatchPrefix + ":shared}:jobs");
+        SharedAttempts = (RedisKey)("{" + _dispatchPrefix + ":shared}:attempts");
+        SharedDeadLetters = (RedisKey)("{" + _dispatchPrefix + ":shared}:dead");
+        DispatcherMembers = (RedisKey)("{" + _dispatchPrefix + "}:members");
+        DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(_dispatchPrefix + ":wake"));
     }
 
-    private readonly string _dispatchTag;
+    private readonly string _dispatchPrefix;
 
     /// <summary>The stream of jobs enqueued without an ordering key.</summary>
     public RedisKey SharedJobs { get; }
 
-    /// <summary>The dead-letter stream.</summary>
-    public RedisKey DeadLetters { get; }
+    /// <summary>The attempt records of retrying unkeyed jobs.</summary>
+    public RedisKey SharedAttempts { get; }
+
+    /// <summary>The dead-letter stream of unkeyed jobs.</summary>
+    public RedisKey SharedDeadLetters { get; }
 
     /// <summary>The sorted set of live dispatcher instances (score: membership expiry, server unix ms).</summary>
     public RedisKey DispatcherMembers { get; }
 
-    /// <summary>The channel on which enqueuers announce new jobs (payload: the partition, or -1 for the shared stream).</summary>
+    /// <summary>The wake-up channel of enqueuers that do not know the partition owners (payload: partitions).</summary>
     public RedisChannel DispatcherWakeChannel { get; }
 
-    /// <summary>The stream of keyed jobs of one partition.</summary>
-    public RedisKey PartitionJobs(int partition) => (RedisKey)(_dispatchTag + "p:" + partition.ToString(CultureInfo.InvariantCulture));
+    /// <summary>The wake-up channel of one dispatcher instance (payload: partitions it owns that got jobs).</summary>
+    public RedisChannel DispatcherInstanceWakeChannel(string instanceId) => Channel(Encoding.UTF8.GetBytes(_dispatchPrefix + ":wake:" + instanceId));
 
-    /// <summary>The lease of one partition: holds the owning dispatcher instance's id.</summary>
-    public RedisKey PartitionLease(int partition) => (RedisKey)(_dispatchTag + "lease:" + partition.ToString(CultureInfo.InvariantCulture));
+    /// <summary>One key of one partition, in the partition's own slot: <c>{P:dispatch:i}:name</c>.</summary>
+    public RedisKey Partition(int partition, string name)
+        => (RedisKey)("{" + _dispatchPrefix + ":" + partition.ToString(CultureInfo.InvariantCulture) + "}:" + name);
 
     /// <summary>The sorted set of node heartbeats.</summary>
     public RedisKey Heartbeats { get; }
@@ -93,17 +117,20 @@ internal sealed class RedisKeyspace
     /// <summary>The channel every node subscribes to.</summary>
     public RedisChannel AllNodesChannel { get; }
 
-    /// <summary>The prefix of user keys, passed to scripts that derive user keys from a node's entries.</summary>
-    public byte[] UserKeyPrefix => _userKeyPrefix;
+    /// <summary>The prefix of bucket <paramref name="bucket"/>'s user keys, passed to scripts that derive user keys from a node's index.</summary>
+    public byte[] UserKeyPrefix(int bucket) => _userKeyPrefixes[bucket];
 
-    /// <summary>The prefix of node keys, passed to the sweep script.</summary>
-    public byte[] NodeKeyPrefix => _nodeKeyPrefix;
+    /// <summary>The hash of one user's connections (<c>connectionId -&gt; nodeId</c>), in the user's bucket.</summary>
+    public RedisKey User(string userId) => Concat(_userKeyPrefixes[PresenceBuckets.Of(userId)], userId, nameof(userId));
 
-    /// <summary>The hash of one user's connections.</summary>
-    public RedisKey User(string userId) => Concat(_userKeyPrefix, userId, nameof(userId));
+    /// <summary>The hash of one user's connections, when the caller already knows the user's bucket.</summary>
+    public RedisKey User(int bucket, string userId) => Concat(_userKeyPrefixes[bucket], userId, nameof(userId));
 
-    /// <summary>The hash of one node's connections.</summary>
-    public RedisKey Node(string nodeId) => Concat(_nodeKeyPrefix, nodeId, nameof(nodeId));
+    /// <summary>One node's connections in one bucket (<c>connectionId -&gt; userId</c>): what a sweep or repair reads.</summary>
+    public RedisKey NodeIndex(int bucket, string nodeId) => Concat(_nodeKeyPrefixes[bucket], nodeId, nameof(nodeId));
+
+    /// <summary>The count and XOR digest of one node's connections in one bucket.</summary>
+    public RedisKey NodeDigest(int bucket, string nodeId) => Concat(_digestKeyPrefixes[bucket], nodeId, nameof(nodeId));
 
     /// <summary>The channel one node subscribes to for envelopes addressed to it.</summary>
     public RedisChannel NodeChannel(string nodeId)

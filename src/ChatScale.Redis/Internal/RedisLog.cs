@@ -26,8 +26,14 @@ internal static partial class RedisLog
     [LoggerMessage(2101, LogLevel.Warning, "Publishing to the Redis backplane failed: Redis is unreachable.")]
     public static partial void PublishFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(2203, LogLevel.Warning, "Presence of node {NodeId} held {Found} of its {Expected} connections (Redis restarted or the node was swept); re-registered them.")]
-    public static partial void PresenceRestored(ILogger logger, string nodeId, long found, int expected);
+    [LoggerMessage(2203, LogLevel.Warning, "Presence of node {NodeId} differed from its connections in {Buckets} bucket(s) (Redis lost entries, or kept ones it should not): re-registered {Lost} lost and removed {Ghosts} stale entries.")]
+    public static partial void PresenceRepaired(ILogger logger, string nodeId, int buckets, int lost, int ghosts);
+
+    [LoggerMessage(2204, LogLevel.Warning, "Redis did not confirm the {Operation} of connection {ConnectionId} on node {NodeId}; its removal is retried on every heartbeat until Redis confirms.")]
+    public static partial void RemovalUnconfirmed(ILogger logger, string operation, string connectionId, string nodeId);
+
+    [LoggerMessage(2205, LogLevel.Information, "Redis confirmed the removal of connection {ConnectionId} on node {NodeId} after an earlier failure.")]
+    public static partial void UnconfirmedRemoved(ILogger logger, string connectionId, string nodeId);
 
     [LoggerMessage(2201, LogLevel.Information, "Swept {Removed} presence entries of dead node {NodeId}.")]
     public static partial void NodeSwept(ILogger logger, string nodeId, long removed);
@@ -41,14 +47,16 @@ internal static partial class RedisLog
     [LoggerMessage(2502, LogLevel.Information, "Redis stream dispatcher {InstanceId} stopped.")]
     public static partial void DispatcherStopped(ILogger logger, string instanceId);
 
-    [LoggerMessage(2503, LogLevel.Information, "Dispatcher {InstanceId} took partition {Partition} and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
-    public static partial void PartitionAcquired(ILogger logger, string instanceId, int partition, int reclaimed);
+    // Routine take/release at Debug; taking over another owner's unfinished jobs is worth an Information.
+    [LoggerMessage(EventId = 2503, Message = "Dispatcher {InstanceId} took partition {Partition} (fencing token {Token}) and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
+    public static partial void PartitionAcquired(ILogger logger, LogLevel level, string instanceId, int partition, long token, int reclaimed);
 
-    [LoggerMessage(2504, LogLevel.Information, "Dispatcher {InstanceId} released partition {Partition}.")]
+    [LoggerMessage(2504, LogLevel.Debug, "Dispatcher {InstanceId} released partition {Partition}.")]
     public static partial void PartitionReleased(ILogger logger, string instanceId, int partition);
 
-    [LoggerMessage(2505, LogLevel.Warning, "Dispatcher {InstanceId} lost the lease of partition {Partition}; another instance may take it over.")]
-    public static partial void PartitionLeaseLost(ILogger logger, string instanceId, int partition);
+    // A Warning only when a job was running: then another instance may run it again (at least once).
+    [LoggerMessage(EventId = 2505, Message = "Dispatcher {InstanceId} lost the lease of partition {Partition} with {Running} job(s) running; their handlers were cancelled and another instance may run them again.")]
+    public static partial void PartitionLeaseLost(ILogger logger, LogLevel level, string instanceId, int partition, int running);
 
     [LoggerMessage(2506, LogLevel.Warning, "Dispatcher coordination (membership, leases) failed; retrying in {Delay}.")]
     public static partial void CoordinationFailed(ILogger logger, Exception exception, TimeSpan delay);
@@ -76,4 +84,10 @@ internal static partial class RedisLog
 
     [LoggerMessage(2514, LogLevel.Information, "Job {JobId} ({JobType}) was interrupted on attempt {Attempt}; it stays in Redis and runs again.")]
     public static partial void JobInterrupted(ILogger logger, string jobId, string jobType, int attempt);
+
+    [LoggerMessage(2515, LogLevel.Warning, "Settling job entry {EntryId} failed; retrying in {Delay} (the job stays pending meanwhile).")]
+    public static partial void SettleFailed(ILogger logger, Exception exception, string entryId, TimeSpan delay);
+
+    [LoggerMessage(2516, LogLevel.Debug, "Dispatcher {InstanceId}: a fenced {Operation} on partition {Partition} was refused (the lease has moved on).")]
+    public static partial void FencedRefused(ILogger logger, string instanceId, string operation, int partition);
 }

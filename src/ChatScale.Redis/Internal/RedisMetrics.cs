@@ -17,6 +17,8 @@ internal sealed class RedisMetrics : IDisposable
     private readonly Counter<long> _malformed;
     private readonly Counter<long> _publishFailures;
     private readonly Counter<long> _swept;
+    private readonly Counter<long> _repaired;
+    private readonly Counter<long> _unconfirmed;
 
     public RedisMetrics(IMeterFactory? meterFactory)
     {
@@ -35,6 +37,8 @@ internal sealed class RedisMetrics : IDisposable
         _malformed = _meter.CreateCounter<long>("chatscale.backplane.malformed", "{envelope}", "Envelopes received from the Redis backplane that could not be decoded and were dropped.");
         _publishFailures = _meter.CreateCounter<long>("chatscale.backplane.publish_failures", "{publish}", "Publishes that failed because Redis was unreachable.");
         _swept = _meter.CreateCounter<long>("chatscale.presence.swept", "{connection}", "Presence entries of dead nodes removed by the sweep.");
+        _repaired = _meter.CreateCounter<long>("chatscale.presence.repaired", "{connection}", "Presence entries a heartbeat's reconciliation re-registered (kind=lost) or removed (kind=ghost).");
+        _unconfirmed = _meter.CreateCounter<long>("chatscale.presence.unconfirmed", "{connection}", "Registers or unregisters Redis did not confirm, whose removal is retried until it does.");
     }
 
     public void Published(int envelopes) => _published.Add(envelopes);
@@ -52,6 +56,21 @@ internal sealed class RedisMetrics : IDisposable
             _swept.Add(connections);
         }
     }
+
+    public void Repaired(int lost, int ghosts)
+    {
+        if (lost > 0)
+        {
+            _repaired.Add(lost, new KeyValuePair<string, object?>("kind", "lost"));
+        }
+
+        if (ghosts > 0)
+        {
+            _repaired.Add(ghosts, new KeyValuePair<string, object?>("kind", "ghost"));
+        }
+    }
+
+    public void Unconfirmed() => _unconfirmed.Add(1);
 
     public void Dispose()
     {

@@ -1,6 +1,7 @@
 using ChatScale.Redis.Internal;
 using ChatScale.Redis.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using StackExchange.Redis;
 
@@ -50,7 +51,7 @@ internal sealed class DispatcherHost : IAsyncDisposable
 
         var services = new ServiceCollection();
         services.AddMetrics();
-        services.AddLogging();
+        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Debug)); // routine partition events are Debug
         services.AddFakeLogging();
         services.AddOptions<ChatScaleOptions>().Configure(o =>
         {

@@ -55,7 +55,7 @@ public sealed class RedisStreamDispatcherRetryTests(RedisFixture redis, ITestOut
 
         var db = host.Multiplexer.GetDatabase();
         var keys = new RedisKeyspace(prefix, sharded: false);
-        var stream = keyed ? keys.PartitionJobs(ChatScale.Dispatching.OrderingKeyHash.Lane("conversation-1", 16)) : keys.SharedJobs;
+        var stream = keyed ? keys.Partition(ChatScale.Dispatching.OrderingKeyHash.Lane("conversation-1", 16), "jobs") : keys.SharedJobs;
         Assert.Equal(0, await db.StreamLengthAsync(stream));
         Assert.Equal(0, (await db.StreamPendingAsync(stream, DispatcherScripts.Group)).PendingMessageCount);
         Assert.Empty(await host.Dispatcher.GetDeadLettersAsync());

@@ -79,7 +79,7 @@ public sealed class ChurnTests(RedisFixture redis, ITestOutputHelper output)
             await Eventually.TrueAsync(async () =>
             {
                 leftovers.Clear();
-                await foreach (var key in server.KeysAsync(pattern: $"{{{prefix}}}:presence:*"))
+                await foreach (var key in server.KeysAsync(pattern: $"{{{prefix}:pr:*"))
                 {
                     if (!key.ToString().EndsWith(":heartbeats", StringComparison.Ordinal))
                     {
