@@ -30,10 +30,9 @@ public static class ChatLimits
                 $"{ChatLimitsOptions.SectionName}: every limit must be greater than 0.")
             .ValidateOnStart();
 
-        // Binding failures (malformed JSON, "limit=abc") throw BadHttpRequestException in every environment (the
-        // default does so only in Development), so the one exception handler of ChatApp answers them alike everywhere:
-        // 400 problem details that say what was wrong, never the developer page's stack trace.
-        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        // Binding failures (malformed JSON, "limit=abc") answer 400 with problem details (UseStatusCodePages writes
+        // them) instead of throwing: in Development the exception page would show a stack trace to the client.
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
 
         services.AddRateLimiter(o =>
         {
