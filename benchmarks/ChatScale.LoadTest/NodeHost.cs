@@ -98,6 +98,8 @@ internal static class NodeHost
         }
 
         app.MapGet("/ready", () => Results.Ok());
+        // For the cold row: how much this process has JIT-compiled so far (methods, milliseconds).
+        app.MapGet("/jit", () => Results.Text(string.Create(CultureInfo.InvariantCulture, $"{System.Runtime.JitInfo.GetCompiledMethodCount()} {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:F1}")));
         // For the idle-connection test: a full blocking GC, then the managed heap and the connection count.
         app.MapPost("/gc", () =>
         {

@@ -38,4 +38,8 @@ internal sealed record RunResult
     public double ServerPeakRssMiB { get; init; }
     public int ClientFaults { get; init; }
     public double ReadinessSeconds { get; init; }
+
+    /// <summary>Methods the nodes JIT-compiled during the measured phase (summed over the nodes), and the time it took.</summary>
+    public long NodeJitMethods { get; init; }
+    public double NodeJitMs { get; init; }
 }

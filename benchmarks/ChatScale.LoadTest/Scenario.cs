@@ -93,6 +93,7 @@ internal sealed class Scenario
                 c.Recorder = recorder;
             }
 
+            var jit0 = await JitAsync(http, cluster);
             var cpu0 = cluster.NodesCpuSeconds();
             var redisCpu0 = cluster.RedisCpuSeconds();
             var driverCpu0 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
@@ -104,6 +105,7 @@ internal sealed class Scenario
             await WaitDeliveredAsync(recorder, 0, total);
             var end = Math.Max(recorder.LastDelivery, sent);
             var cpu1 = cluster.NodesCpuSeconds();
+            var jit1 = await JitAsync(http, cluster);
             var redisCpu1 = cluster.RedisCpuSeconds();
             var driverCpu1 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
             var stats1 = await cluster.CommandStatsAsync();
@@ -184,6 +186,8 @@ internal sealed class Scenario
                 ServerPeakRssMiB = Math.Round(cluster.NodesPeakRss() / 1048576.0, 1),
                 ClientFaults = clients.Count(c => c.Faulted),
                 ReadinessSeconds = Math.Round(readiness.Elapsed.TotalSeconds, 2),
+                NodeJitMethods = jit1.Methods - jit0.Methods,
+                NodeJitMs = Math.Round(jit1.Ms - jit0.Ms, 1),
             };
             return result;
         }
@@ -192,6 +196,20 @@ internal sealed class Scenario
             await Parallel.ForEachAsync(clients.Where(c => c is not null), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (c, _) => await c.DisposeAsync());
             await cluster.StopNodesAsync();
         }
+    }
+
+    // Methods and milliseconds the nodes' JIT compiled so far, summed over the nodes.
+    private static async Task<(long Methods, double Ms)> JitAsync(HttpClient http, Cluster cluster)
+    {
+        var (methods, ms) = (0L, 0.0);
+        foreach (var port in cluster.NodePorts)
+        {
+            var parts = (await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/jit"))).Split(' ');
+            methods += long.Parse(parts[0], CultureInfo.InvariantCulture);
+            ms += double.Parse(parts[1], CultureInfo.InvariantCulture);
+        }
+
+        return (methods, ms);
     }
 
     internal static double Percentile(long[] sorted, double q)

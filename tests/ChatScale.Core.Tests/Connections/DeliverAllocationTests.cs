@@ -10,10 +10,10 @@ namespace ChatScale.Core.Tests.Connections;
 /// the delivering thread with <see cref="GC.GetAllocatedBytesForCurrentThread"/> (writer loops run elsewhere).
 /// </summary>
 /// <remarks>
-/// The writers are kept busy so that Deliver only appends to queues. When writer loops are idle instead, each
-/// delivery wakes one: the channel schedules its own pooled work item (no allocation), but the thread pool's global
-/// queue grows in segments when a burst leaves thousands of items pending, which is the runtime's storage, bursty
-/// and unrelated to ChatScale's code (see docs/benchmarks.md for measured figures).
+/// The writers are kept busy so that Deliver only appends to queues. When connections are idle instead, each
+/// delivery schedules one: the connection queues its own work item, allocated once (no allocation per frame), but
+/// the thread pool's global queue grows in segments when a burst leaves thousands of items pending, which is the
+/// runtime's storage, bursty and unrelated to ChatScale's code (see docs/benchmarks.md for measured figures).
 /// </remarks>
 [Collection(AllocationMeasurements.Name)]
 public sealed class DeliverAllocationTests(ITestOutputHelper output)
@@ -76,8 +76,8 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
     [Fact]
     public async Task Deliver_WakingIdleWriterLoops_AllocatesNothingOnAnyThread()
     {
-        // Each Deliver wakes 10,000 idle writer loops. Waking reuses each channel's pooled waiter and work item, and the
-        // writer loop itself waits without allocating, so the whole process allocates nothing per recipient.
+        // Each Deliver schedules 10,000 idle connections. Each reuses its own work item and pooled burst array, and an
+        // idle connection waits without a task, so the whole process allocates nothing per recipient.
         using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 64));
         var transport = new CountingTransport();
         var users = AddUsers(connections, transport);

@@ -172,8 +172,9 @@ internal sealed class PartitionWorker : IDisposable
                     continue;
                 }
 
+                var count = Math.Min(room, _runtime.ReadBatchSize);
                 var reply = await _runtime.Database.ScriptEvaluateAsync(
-                    DispatcherScripts.Read, [_stream, _leaseKey], [_lease.Value, DispatcherScripts.Group, _runtime.InstanceId, Math.Min(room, _runtime.ReadBatchSize)]).ConfigureAwait(false);
+                    DispatcherScripts.Read, [_stream, _leaseKey], [_lease.Value, DispatcherScripts.Group, _runtime.InstanceId, count]).ConfigureAwait(false);
                 if (reply.Resp2Type == ResultType.Integer)
                 {
                     RedisLog.FencedRefused(_runtime.Logger, _runtime.InstanceId, "read", Partition);
@@ -193,6 +194,13 @@ internal sealed class PartitionWorker : IDisposable
                     {
                         Dispatch(job);
                     }
+                }
+
+                if (reply.Length < count)
+                {
+                    // The stream is drained: wait for the next wake-up (already set if a job came meanwhile) rather
+                    // than paying an empty read for every job.
+                    await _wake.WaitAsync(_runtime.PollInterval, draining).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (draining.IsCancellationRequested)
