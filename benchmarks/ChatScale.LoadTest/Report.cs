@@ -81,7 +81,7 @@ internal static class Report
             sb.AppendLine();
         }
 
-        sb.AppendLine(C, $"![Deliveries/s and p99 latency against group size](img/{Path.GetFileName(chart)})");
+        sb.AppendLine(C, $"![Deliveries/s and p99 latency against group size: medians as lines, every run as a dot, y axes from zero](img/{Path.GetFileName(chart)})");
         sb.AppendLine();
         sb.AppendLine("<details><summary>Every run</summary>");
         sb.AppendLine();
@@ -114,17 +114,25 @@ internal static class Report
         for (var p = 0; p < 2; p++)
         {
             var plot = new ScottPlot.Plot();
+            Func<RunResult, double> figure = p == 0 ? r => r.DeliveriesPerSecond : r => r.E2eP99Ms;
+            var top = 0.0;
             foreach (var (system, label, color) in series)
             {
-                var ys = groupSizes.Select(g =>
-                {
-                    var runs = results.Where(r => r.GroupSize == g && r.System == system).ToList();
-                    return p == 0 ? Median(runs.Select(r => r.DeliveriesPerSecond)) : Median(runs.Select(r => r.E2eP99Ms));
-                }).ToArray();
+                var ys = groupSizes.Select(g => Median(results.Where(r => r.GroupSize == g && r.System == system).Select(figure))).ToArray();
                 var scatter = plot.Add.Scatter(xs, ys, color);
-                scatter.LegendText = label;
+                scatter.LegendText = label + " (median)";
                 scatter.LineWidth = 2;
                 scatter.MarkerSize = 8;
+
+                // Every run as a faint dot beside its median, so the spread between runs (up to 2x here) shows.
+                var runs = results.Where(r => r.System == system && Array.IndexOf(groupSizes, r.GroupSize) >= 0).ToList();
+                var dots = plot.Add.Scatter(
+                    runs.Select(r => Math.Log10(r.GroupSize) + (system == "chatscale" ? -0.03 : 0.03)).ToArray(),
+                    runs.Select(figure).ToArray(),
+                    color.WithAlpha(0.45));
+                dots.LineWidth = 0;
+                dots.MarkerSize = 6;
+                top = Math.Max(top, runs.Count > 0 ? runs.Max(figure) : 0);
             }
 
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, labels);
@@ -133,6 +141,9 @@ internal static class Report
             plot.Title(p == 0 ? "Saturated throughput (higher is better)" : "e2e p99 latency at a fixed rate (lower is better)");
             plot.Axes.AutoScale();
             plot.Axes.Margins(0.08, 0.15);
+
+            // Both axes start at zero: a gap between the lines is then as large as it is, not magnified.
+            plot.Axes.SetLimitsY(0, top * 1.15);
             plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
             // Each plot on its own surface (Render paints the whole canvas), then side by side.
             using var part = SkiaSharp.SKSurface.Create(new SkiaSharp.SKImageInfo(Width, Height));

@@ -37,17 +37,7 @@ public static class ChatApp
 
         var services = builder.Services;
         var configuration = builder.Configuration;
-        services.AddProblemDetails(o => o.CustomizeProblemDetails = static context =>
-        {
-            if (context.Exception is BadHttpRequestException { InnerException: System.Text.Json.JsonException })
-            {
-                context.ProblemDetails.Detail = "The request body is not valid JSON for this endpoint.";
-            }
-        });
-
-        // A body the API cannot read (not JSON, wrong content type, too large) is the client's mistake: answer with its
-        // 4xx problem details, not 500.
-        services.AddExceptionHandler(o => o.StatusCodeSelector = static exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
+        services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = ChatEvents.Json.PropertyNamingPolicy);
         services.TryAddSingleton(TimeProvider.System);
 

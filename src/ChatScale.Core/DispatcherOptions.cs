@@ -11,10 +11,10 @@ public sealed class DispatcherOptions
     public int WorkerCount { get; set; } = 64;
 
     /// <summary>
-    /// How many sequential lanes keyed jobs are hashed onto (in memory) or partition streams they are spread over (Redis).
-    /// Jobs of one key always share a lane, so they run in order. Default 64 (with Redis, each partition is its own
-    /// cluster slot and the unit that moves between nodes; inside a partition every key has its own lane, so a retrying
-    /// key never holds back the other keys of its partition). Every node of a deployment must use the same value.
+    /// How many partition streams keyed jobs are spread over (Redis): each is its own cluster slot and the unit that
+    /// moves between nodes. Inside a partition, and in the in-memory dispatcher, every ordering key has its own lane,
+    /// so a retrying or flooded key never holds back another key. Default 64. Every node of a deployment must use the
+    /// same value: a key's partition is its stable hash modulo this count.
     /// </summary>
     public int Partitions { get; set; } = 64;
 

@@ -60,6 +60,7 @@ public static class ChatScaleRedisBuilderExtensions
         // AddChatScale() registers these; registering them here too (TryAdd) lets AddRedis stand on its own.
         services.AddOptions<ChatScaleOptions>();
         services.TryAddSingleton<LocalConnections>();
+        services.TryAddSingleton<BackplaneReadiness>();
 
         services.TryAddSingleton<IConnectionMultiplexer>(CreateMultiplexer);
 

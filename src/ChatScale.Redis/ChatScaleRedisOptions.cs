@@ -49,6 +49,14 @@ public sealed class ChatScaleRedisOptions
     /// </summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Whether the backplane listener closes this node's connections with 1012 (Service Restart) once it receives again
+    /// after its subscription was lost (Redis restarted, the connection dropped): frames published meanwhile never
+    /// reached them, and a closed client knows to reconnect and catch up from history. Turn off only if your clients
+    /// detect gaps themselves (sequence numbers). Default <see langword="true"/>.
+    /// </summary>
+    public bool CloseConnectionsAfterResubscribe { get; set; } = true;
+
     /// <summary>Options of the Redis Streams background dispatcher.</summary>
     public RedisDispatcherOptions Dispatcher { get; set; } = new();
 }

@@ -48,6 +48,8 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     private readonly RedisKeyspace _keys;
     private readonly long _timeoutMs;
     private readonly NodeLiveness _liveness;
+    private readonly string _nodeId;
+    private readonly BackplaneReadiness? _readiness;
     private readonly RedisMetrics _metrics;
     private readonly ILogger _logger;
 
@@ -57,12 +59,15 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     /// <param name="redisOptions">The Redis options (key prefix).</param>
     /// <param name="loggerFactory">Logging; optional.</param>
     /// <param name="meterFactory">Metrics; optional.</param>
+    /// <param name="readiness">Whether this node's backplane listener receives; while it does not, heartbeats of this
+    /// node (<see cref="ChatScaleOptions.NodeId"/>) stop claiming its users. Optional (always receiving).</param>
     public RedisConnectionRegistry(
         IConnectionMultiplexer multiplexer,
         IOptions<ChatScaleOptions> options,
         IOptions<ChatScaleRedisOptions> redisOptions,
         ILoggerFactory? loggerFactory = null,
-        IMeterFactory? meterFactory = null)
+        IMeterFactory? meterFactory = null,
+        BackplaneReadiness? readiness = null)
     {
         ArgumentNullException.ThrowIfNull(multiplexer);
         ArgumentNullException.ThrowIfNull(options);
@@ -71,6 +76,8 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         var redis = redisOptions.Value;
         _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
         _timeoutMs = (long)options.Value.PresenceTimeout.TotalMilliseconds;
+        _nodeId = options.Value.NodeId;
+        _readiness = readiness;
         _liveness = new NodeLiveness(
             _ => Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [RedisValue.EmptyString]),
             options.Value.PresenceTimeout,
@@ -308,8 +315,12 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     private async Task HeartbeatOnlyAsync(string nodeId, NodePresence node, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var reply = await Run(Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [nodeId]), "heartbeat", cancellationToken).ConfigureAwait(false);
-        node.HasHeartbeated = true;
+
+        // A node that cannot receive (its listener is not subscribed) must not claim its users: it reads liveness
+        // without marking itself alive, so other nodes count its users offline once the timeout has passed.
+        var claim = _readiness is not { IsReceiving: false } || nodeId != _nodeId;
+        var reply = await Run(Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [claim ? nodeId : RedisValue.EmptyString]), "heartbeat", cancellationToken).ConfigureAwait(false);
+        node.HasHeartbeated = claim;
         _liveness.Update(reply, started);
     }
 

@@ -19,6 +19,10 @@ namespace ChatScale.Redis;
 /// <para>Messages for this node's own users also go through Redis, never by a local shortcut: a shortcut would let them
 /// overtake messages other nodes published earlier to the same conversation. One node's publishes travel in order on
 /// its single Redis connection, and each node's listener handles a channel's messages one at a time.</para>
+/// <para><b>Dead routes.</b> Each PUBLISH answers how many subscribers received it. A node channel with none (the node's
+/// listener is not subscribed, or the node is gone) is not counted in <see cref="PublishResult.TargetedNodes"/>, and
+/// its users are reported in <see cref="PublishResult.OfflineUsers"/> unless another node hosting them was reached, so
+/// they get a push instead of being believed delivered.</para>
 /// <para>When Redis is unreachable, publishing throws <see cref="BackplaneUnavailableException"/> (the default
 /// connection created by <c>AddRedis</c> fails fast rather than queueing while disconnected).</para>
 /// </remarks>
@@ -86,8 +90,12 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         if (_mode == RedisRoutingMode.Broadcast)
         {
             var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, recipients, payload.Span);
-            await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
-            return new PublishResult(messageId, 1, unreachable);
+            var receivers = await PublishAsync(_keys.AllNodesChannel, envelope, cancellationToken).ConfigureAwait(false);
+
+            // No node listens at all: nobody can be reached.
+            return receivers == 0
+                ? new PublishResult(messageId, 0, unreachable.Count == 0 ? recipients : [.. recipients, .. unreachable])
+                : new PublishResult(messageId, 1, unreachable);
         }
 
         var lookup = await _registry.LocateAsync(recipients, cancellationToken).ConfigureAwait(false);
@@ -100,12 +108,16 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
 
         // Issue every per-node PUBLISH before awaiting any: they are pipelined on the one connection, in order.
         var sends = new Task<long>[count];
+        var routes = new IReadOnlyList<string>[count];
+        var nodes = new string[count];
         var i = 0;
         try
         {
             foreach (var pair in lookup.UsersByNode)
             {
                 var envelope = EnvelopeCodec.Encode(EnvelopeKind.Users, _nodeId, messageId, pair.Value, payload.Span);
+                routes[i] = pair.Value;
+                nodes[i] = pair.Key;
                 sends[i++] = _multiplexer.GetSubscriber().PublishAsync(_keys.NodeChannel(pair.Key), envelope);
             }
 
@@ -128,7 +140,58 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         }
 
         _metrics.Published(count);
-        return new PublishResult(messageId, count, offline);
+        var reached = count;
+        for (var n = 0; n < count; n++)
+        {
+            if (sends[n].Result == 0)
+            {
+                reached--;
+            }
+        }
+
+        if (reached < count)
+        {
+            offline = WithDeadRoutes(offline, sends, routes, nodes);
+        }
+
+        return new PublishResult(messageId, reached, offline);
+    }
+
+    // A node channel with no subscriber is a dead route (the node's listener is not subscribed, or the node is gone):
+    // its users are unreachable unless another node that hosts them was reached, and are reported offline, so the
+    // caller pushes to them instead of believing them delivered.
+    private List<string> WithDeadRoutes(IReadOnlyList<string> offline, Task<long>[] sends, IReadOnlyList<string>[] routes, string[] nodes)
+    {
+        var reachedUsers = new HashSet<string>(StringComparer.Ordinal);
+        for (var n = 0; n < sends.Length; n++)
+        {
+            if (sends[n].Result > 0)
+            {
+                reachedUsers.UnionWith(routes[n]);
+            }
+        }
+
+        var result = new List<string>(offline);
+        var added = new HashSet<string>(StringComparer.Ordinal);
+        for (var n = 0; n < sends.Length; n++)
+        {
+            if (sends[n].Result != 0)
+            {
+                continue;
+            }
+
+            _metrics.DeadRoute(routes[n].Count);
+            RedisLog.DeadRoute(_logger, nodes[n], routes[n].Count);
+            foreach (var user in routes[n])
+            {
+                if (!reachedUsers.Contains(user) && added.Add(user))
+                {
+                    result.Add(user);
+                }
+            }
+        }
+
+        return result;
     }
 
     /// <inheritdoc />
@@ -145,11 +208,12 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
     /// <summary>Releases the broadcaster's metrics. The shared connection is not closed.</summary>
     public void Dispose() => _metrics.Dispose();
 
-    private async Task PublishAsync(RedisChannel channel, byte[] envelope, CancellationToken cancellationToken)
+    private async Task<long> PublishAsync(RedisChannel channel, byte[] envelope, CancellationToken cancellationToken)
     {
+        long receivers;
         try
         {
-            await RedisFailures.WaitAsync(_multiplexer.GetSubscriber().PublishAsync(channel, envelope), cancellationToken).ConfigureAwait(false);
+            receivers = await RedisFailures.WaitAsync(_multiplexer.GetSubscriber().PublishAsync(channel, envelope), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
@@ -157,6 +221,7 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         }
 
         _metrics.Published(1);
+        return receivers;
     }
 
     private BackplaneUnavailableException Unavailable(Exception ex)

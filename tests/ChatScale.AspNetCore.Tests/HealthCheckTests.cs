@@ -31,6 +31,24 @@ public sealed class HealthCheckTests
         Assert.IsType<BackplaneUnavailableException>(entry.Exception);
     }
 
+    [Fact]
+    public async Task Backplane_is_unhealthy_while_the_node_is_not_receiving_even_though_presence_answers()
+    {
+        var readiness = new BackplaneReadiness();
+        await using var services = Build(out _, out _, extra: s => s.AddSingleton(readiness));
+        readiness.MarkNotReceiving("the subscription connection failed");
+
+        var report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        var entry = report.Entries[ChatScaleHealthCheckExtensions.BackplaneCheckName];
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.Contains("the subscription connection failed", entry.Description, StringComparison.Ordinal);
+
+        readiness.MarkReceiving();
+        report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+        Assert.Equal(HealthStatus.Healthy, report.Entries[ChatScaleHealthCheckExtensions.BackplaneCheckName].Status);
+    }
+
     [Theory]
     [InlineData(0, 0, HealthStatus.Healthy)]
     [InlineData(99, 0, HealthStatus.Healthy)]
@@ -61,9 +79,10 @@ public sealed class HealthCheckTests
         Assert.Equal(2, report.Entries.Count);
     }
 
-    private static ServiceProvider Build(out Func<SpyRegistry> registry, out FakeDispatcher dispatcher, Action<ChatScaleHealthCheckOptions>? configure = null)
+    private static ServiceProvider Build(out Func<SpyRegistry> registry, out FakeDispatcher dispatcher, Action<ChatScaleHealthCheckOptions>? configure = null, Action<IServiceCollection>? extra = null)
     {
         var services = new ServiceCollection().AddLogging();
+        extra?.Invoke(services);
         services.AddChatScale().AddHealthChecks(configure);
         services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry, SpyRegistry>());
         var fake = dispatcher = new FakeDispatcher();

@@ -7,8 +7,35 @@ namespace ChatScale.AspNetCore.Tests;
 
 /// <summary>Two real Kestrel nodes on 127.0.0.1 sharing one real redis-server, with real WebSocket clients.</summary>
 [Collection(RedisCollection.Name)]
-public sealed class TwoNodeRedisTests(RedisFixture redis)
+public sealed class TwoNodeRedisTests(RedisFixture redis) : TwoNodeTests
 {
+    protected override string ConnectionString => redis.ConnectionString;
+
+    protected override bool Sharded => false;
+
+    protected override async Task<IConnectionMultiplexer> ConnectAsync() => await redis.ConnectAsync();
+}
+
+/// <summary>The same two-node tests on a local three-master Redis Cluster with sharded pub/sub.</summary>
+[Collection(RedisClusterCollection.Name)]
+public sealed class TwoNodeRedisClusterTests(RedisClusterFixture cluster) : TwoNodeTests
+{
+    protected override string ConnectionString => cluster.ConnectionString;
+
+    protected override bool Sharded => true;
+
+    protected override async Task<IConnectionMultiplexer> ConnectAsync() => await cluster.ConnectAsync();
+}
+
+/// <summary>Two real Kestrel nodes on 127.0.0.1 sharing one Redis deployment, with real WebSocket clients.</summary>
+public abstract class TwoNodeTests
+{
+    protected abstract string ConnectionString { get; }
+
+    protected abstract bool Sharded { get; }
+
+    protected abstract Task<IConnectionMultiplexer> ConnectAsync();
+
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan PresenceTimeout = TimeSpan.FromSeconds(2);
 
@@ -126,7 +153,7 @@ public sealed class TwoNodeRedisTests(RedisFixture redis)
     {
         var prefix = RedisFixture.UniquePrefix("aspnet");
         await using var node1 = await StartNodeAsync(prefix);
-        var node2Redis = await redis.ConnectAsync();
+        var node2Redis = await ConnectAsync();
         var node2 = await StartNodeAsync(prefix, node2Redis);
         using var bob = await node2.ConnectAsync("bob");
         Assert.Equal(1, await node1.Registry.GetConnectionCountAsync("bob"));
@@ -158,8 +185,9 @@ public sealed class TwoNodeRedisTests(RedisFixture redis)
 
                 b.Services.AddChatScale().AddRedis(o =>
                 {
-                    o.ConnectionString = redis.ConnectionString;
+                    o.ConnectionString = ConnectionString;
                     o.KeyPrefix = prefix;
+                    o.UseShardedPubSub = Sharded;
                 });
             });
 }

@@ -1,6 +1,8 @@
+using System.IO.Compression;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
+using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
 namespace ChatScale.Packaging.Tests;
@@ -11,10 +13,27 @@ namespace ChatScale.Packaging.Tests;
 /// build, run, and connect a real WebSocket client.
 /// </summary>
 [Collection(PackagesCollection.Name)]
-public sealed class NuGetConsumerTests(PackedPackages packages, ITestOutputHelper output)
+public sealed partial class NuGetConsumerTests(PackedPackages packages, ITestOutputHelper output)
 {
     /// <summary>The repository's root folder (the one holding ChatScale.sln).</summary>
     internal static string FindRepositoryRoot() => Dotnet.FindRepositoryRoot();
+
+    [Fact]
+    public async Task Every_link_in_the_packed_README_is_absolute_so_it_works_on_nuget_org()
+    {
+        foreach (var package in PackedPackages.Names)
+        {
+            using var nupkg = ZipFile.OpenRead(Path.Combine(packages.Feed, $"{package}.{packages.Version}.nupkg"));
+            var entry = nupkg.GetEntry("README.md");
+            Assert.True(entry is not null, $"{package} has no README.md");
+            using var reader = new StreamReader(entry.Open());
+            var readme = await reader.ReadToEndAsync();
+            var relative = MarkdownLink().Matches(readme).Select(m => m.Groups[1].Value)
+                .Where(target => !target.StartsWith("https://", StringComparison.Ordinal) && !target.StartsWith('#'))
+                .ToList();
+            Assert.True(relative.Count == 0, $"{package}'s README links relatively (broken on nuget.org): {string.Join(", ", relative)}");
+        }
+    }
 
     [Fact]
     public async Task Packed_packages_restore_build_and_serve_a_websocket_in_a_fresh_web_app()
@@ -53,4 +72,7 @@ public sealed class NuGetConsumerTests(PackedPackages packages, ITestOutputHelpe
         var refused = await Assert.ThrowsAsync<WebSocketException>(() => anonymous.ConnectAsync(new Uri($"ws://127.0.0.1:{server.Port}/ws"), timeout.Token));
         output.WriteLine($"anonymous connect refused: {refused.Message}");
     }
+
+    [GeneratedRegex(@"\]\(([^)\s]+)\)")]
+    private static partial Regex MarkdownLink();
 }

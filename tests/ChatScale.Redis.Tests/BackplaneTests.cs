@@ -182,7 +182,7 @@ public sealed class BackplaneTests(RedisFixture redis)
     }
 
     [Fact]
-    public async Task SubscriptionQueueCompleted_ListenerSubscribesAgain_AndLaterMessagesArrive()
+    public async Task SubscriptionQueueCompleted_ListenerSubscribesAgain_Closes1012_AndLaterMessagesArrive()
     {
         var prefix = RedisFixture.UniquePrefix("requeue");
         await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
@@ -194,9 +194,12 @@ public sealed class BackplaneTests(RedisFixture redis)
         await Eventually.TrueAsync(() => b.LogCount(2005) == 2, "both queues to be noticed as completed");
         await Eventually.TrueAsync(() => b.LogCount(2001) == 4, "both channels to be subscribed again");
 
+        // Frames published while unsubscribed were lost: the connection is told so (1012) and reconnects.
+        await Eventually.TrueAsync(() => bob.ClosedWith == ChatScale.Connections.ConnectionCloseStatus.ServiceRestart, "bob to be closed with 1012");
+        var bobAgain = await b.ConnectAsync("bob");
         await a.PublishAsync("after", "bob");
         await a.Broadcaster.PublishToAllAsync("after-all"u8.ToArray());
-        await bob.WaitForAsync(2);
-        Assert.Equal(["after", "after-all"], bob.Frames.Order(StringComparer.Ordinal));
+        await bobAgain.WaitForAsync(2);
+        Assert.Equal(["after", "after-all"], bobAgain.Frames.Order(StringComparer.Ordinal));
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Collections.Concurrent;
 using ChatScale.Redis.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -73,28 +74,13 @@ public sealed class RestartTests(ITestOutputHelper output)
             }
         }, "node B to re-register its connections");
 
-        // Publish until the first message gets through: that is the moment B's subscription is back.
-        var sent = 0;
-        string? lastPublished = null;
-        await Eventually.TrueAsync(async () =>
-        {
-            try
-            {
-                var probe = $"probe-{sent++}";
-                await a.PublishAsync(probe, "bob");
-                lastPublished = probe;
-            }
-            catch (BackplaneUnavailableException)
-            {
-            }
-
-            return bob.Count > 1;
-        }, "a message published after the restart to arrive");
-        output.WriteLine($"subscription back after {sent} probe publish(es)");
-
-        // Probes published before the subscription was back are lost (pub/sub is at-most-once); once one has arrived,
-        // every later one does, so wait for the last to settle the count.
-        await Eventually.TrueAsync(() => bob.Frames.Contains(lastPublished), "the last probe to arrive");
+        // Once B's subscription is back, the listener proves it (a probe on its own channel), and closes bob's
+        // connection with 1012: frames published meanwhile were lost, so the client must reconnect and catch up.
+        var readiness = b.Services.GetRequiredService<BackplaneReadiness>();
+        await Eventually.TrueAsync(() => readiness.IsReceiving && bob.ClosedWith is not null, "node B to resubscribe and close bob with 1012");
+        Assert.Equal(ChatScale.Connections.ConnectionCloseStatus.ServiceRestart, bob.ClosedWith);
+        Assert.Equal(["before"], bob.Frames);
+        bob = await b.ConnectAsync("bob");
 
         // From then on, every message arrives, in order, on both channels.
         var baseline = bob.Count;

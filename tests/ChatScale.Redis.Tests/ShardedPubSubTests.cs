@@ -66,4 +66,43 @@ public sealed class ShardedPubSubTests(RedisClusterFixture cluster, ITestOutputH
         await a.Registry.RemoveNodeAsync("node-a");
         Assert.Equal(101, (await a.Registry.LocateAsync([.. users, "ghost"])).OfflineUsers.Count);
     }
+
+    [Fact]
+    public async Task Presence_SpreadsOverEveryMaster_AndLookupsOfManyUsersArePipelinedPerShard()
+    {
+        var prefix = RedisFixture.UniquePrefix("spread");
+        await using var a = await TestNode.StartAsync(cluster.ConnectionString, prefix, "node-a", o => o.UseShardedPubSub = true);
+        await using var b = await TestNode.StartAsync(cluster.ConnectionString, prefix, "node-b", o => o.UseShardedPubSub = true);
+        var users = Enumerable.Range(0, 600).Select(i => $"user-{i}").ToArray();
+        await Task.WhenAll(users.Select((u, i) => (i % 2 == 0 ? a : b).ConnectAsync(u)));
+
+        await using var admin = await cluster.ConnectAsync(allowAdmin: true);
+        var masters = admin.GetServers().Where(s => !s.IsReplica).ToArray();
+        var keysPerMaster = new long[masters.Length];
+        for (var m = 0; m < masters.Length; m++)
+        {
+            await foreach (var _ in masters[m].KeysAsync(pattern: "{" + prefix + ":pr:*"))
+            {
+                keysPerMaster[m]++;
+            }
+        }
+
+        var before = await Task.WhenAll(masters.Select(m => CommandStats.SnapshotAsync(m)));
+        for (var round = 0; round < 10; round++)
+        {
+            var lookup = await a.Registry.LocateAsync(users);
+            Assert.Empty(lookup.OfflineUsers);
+            Assert.Equal(300, lookup.UsersByNode["node-b"].Count);
+        }
+
+        var after = await Task.WhenAll(masters.Select(m => CommandStats.SnapshotAsync(m)));
+        var hvals = masters.Select((_, m) => CommandStats.Delta(before[m], after[m]).GetValueOrDefault("hvals")).ToArray();
+        var scripts = masters.Select((_, m) => CommandStats.Delta(before[m], after[m]).GetValueOrDefault("evalsha")).ToArray();
+        output.WriteLine($"presence keys per master: {string.Join(", ", keysPerMaster)}; HVALS per master over 10 lookups of 600 users: {string.Join(", ", hvals)}; EVALSHA: {string.Join(", ", scripts)}");
+
+        Assert.Equal(6000, hvals.Sum()); // one HVALS per user, no script, no per-lookup heartbeat read
+        Assert.All(keysPerMaster, k => Assert.True(k > 0));
+        Assert.All(hvals, h => Assert.InRange(h, 1, 6000 * 1.5 / 3)); // no master above 1.5x its fair share
+        Assert.True(scripts.Sum() < 10, "liveness is refreshed in the background, not read per lookup");
+    }
 }

@@ -66,11 +66,13 @@ async function api(method, path, body) {
     // RFC 7807 problem details: show the field errors, else the title.
     const errors = json?.errors ? Object.values(json.errors).flat().join(' ') : '';
     const unavailable = response.status === 503 || response.status === 502 || response.status === 504;
-    throw new ApiError(
+    const error = new ApiError(
       unavailable ? 'The chat service is busy or restarting.' : (errors || json?.detail || json?.title || `HTTP ${response.status}`),
       response.status,
       Number(response.headers.get('Retry-After')) || 1,
       unavailable);
+    error.tooFast = response.status === 429;   // a rate limit: wait as told, then the same request again
+    throw error;
   }
   return json;
 }
@@ -482,7 +484,7 @@ async function flushOutbox(includeFailed) {
 const nextQueued = () => state.outbox.find((item) => item.status === 'queued');
 
 async function sendOne(item) {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1, throttled = 0; ; attempt++) {
     try {
       const saved = await api('POST', `/api/conversations/${item.conversationId}/messages`, { id: item.id, text: item.text });
       state.outbox.splice(state.outbox.indexOf(item), 1);
@@ -497,6 +499,15 @@ async function sendOne(item) {
         state.conversations.delete(item.conversationId);
         if (item.conversationId === state.current) conversationGone();
         return;
+      }
+      if (error.tooFast && throttled < 20) {
+        // Sending faster than the server's per-user limit: the message waits its turn (same id, so still one copy).
+        throttled += 1;
+        attempt -= 1;
+        item.error = 'Sending… (waiting: many messages in a row)';
+        renderOutbox();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10, error.retryAfter) * 1000));
+        continue;
       }
       if (!error.network || attempt >= 4) {
         item.status = 'failed';

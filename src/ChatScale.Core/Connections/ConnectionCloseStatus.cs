@@ -23,4 +23,8 @@ public enum ConnectionCloseStatus
 
     /// <summary>1011: the server failed unexpectedly.</summary>
     InternalServerError = 1011,
+
+    /// <summary>1012: the server restarted a part the connection relies on (its backplane subscription) and the client
+    /// may have missed frames; reconnect and catch up from history.</summary>
+    ServiceRestart = 1012,
 }

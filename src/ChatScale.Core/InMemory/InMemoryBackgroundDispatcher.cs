@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
@@ -18,9 +17,9 @@ namespace ChatScale.InMemory;
 /// serialized) and run by background loops started with the host.
 /// </summary>
 /// <remarks>
-/// <para><b>Lanes.</b> A job with an ordering key goes to one of <see cref="DispatcherOptions.Partitions"/>
-/// sequential lanes, chosen by a stable hash of the key; a lane runs one job at a time and retries a failing job in
-/// place, so the jobs behind it (and only those) wait. Jobs without a key share a queue served by
+/// <para><b>Lanes.</b> Every ordering key has its own sequential lane (while it has jobs): a lane runs one job at a
+/// time and retries a failing job in place, so the later jobs of that key (and only those) wait; a retrying or
+/// flooded key never holds back another key. Jobs without a key share a queue served by
 /// <see cref="DispatcherOptions.WorkerCount"/> workers; a failing one is put back after its backoff without holding
 /// a worker. At most <see cref="DispatcherOptions.WorkerCount"/> handlers run at once, lanes included.</para>
 /// <para><b>Capacity.</b> At most <see cref="DispatcherOptions.QueueCapacity"/> newly enqueued jobs wait to start;
@@ -48,26 +47,18 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     /// <summary>How long <see cref="DisposeAsync"/> waits for cancelled handlers to return.</summary>
     private static readonly TimeSpan DisposeGracePeriod = TimeSpan.FromSeconds(5);
 
-    /// <summary>Timers cannot wait much longer than this (about 49 days); a longer MaxBackoff is treated as this.</summary>
-    private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromDays(30);
-
-    private const int NotStarted = 0;
-    private const int Running = 1;
-    private const int Stopped = 2;
-    private const int Disposed = 3;
-
-    private readonly IServiceScopeFactory _scopeFactory;
-    private readonly FrozenDictionary<Type, JobTypeRegistration> _registrations;
+    private readonly JobTypeRegistry _registry;
+    private readonly JobAttemptRunner _runner;
+    private readonly RetryPolicy _retry;
+    private readonly DispatcherLifecycle _lifecycle = new();
     private readonly ILogger _logger;
     private readonly ChatScaleMetrics _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly int _workerCount;
-    private readonly int _maxAttempts;
-    private readonly TimeSpan _initialBackoff;
-    private readonly TimeSpan _maxBackoff;
+    private readonly int _partitions;
 
     private readonly Channel<QueuedJob> _unordered;
-    private readonly Channel<QueuedJob>[] _lanes;
+    private readonly KeyLanes<QueuedJob> _lanes;
     private readonly SemaphoreSlim _queueSpace;
     private readonly SemaphoreSlim _workerSlots;
 
@@ -80,9 +71,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private readonly ConcurrentDictionary<QueuedJob, ITimer> _retryTimers = new();
     private readonly List<(QueuedJob Job, DeadLetteredJob Record)> _deadLetters = [];
-    private readonly Lock _stateLock = new();
     private Task[] _loops = [];
-    private int _state;
     private long _backlog;
 
     /// <summary>Creates the dispatcher. Nothing runs until <see cref="StartAsync"/>.</summary>
@@ -107,40 +96,25 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         var dispatcher = options.Value.Dispatcher
             ?? throw new ArgumentException($"{ChatScaleOptions.SectionName}:{nameof(ChatScaleOptions.Dispatcher)} must not be null.", nameof(options));
         _workerCount = Positive(dispatcher.WorkerCount, nameof(DispatcherOptions.WorkerCount));
-        var partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
+        _partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
         var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
-        _maxAttempts = Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
-        _initialBackoff = Clamp(dispatcher.InitialBackoff, TimeSpan.Zero, LongestRetryDelay);
-        _maxBackoff = Clamp(dispatcher.MaxBackoff, _initialBackoff, LongestRetryDelay);
-
-        _scopeFactory = scopeFactory;
-        var byType = new Dictionary<Type, JobTypeRegistration>();
-        foreach (var registration in registrations)
-        {
-            // AddJobHandler may run twice for one type; the later registration wins, as it does for DI services.
-            byType[registration.JobType] = registration;
-        }
-
-        _registrations = byType.ToFrozenDictionary();
+        Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
+        _retry = new RetryPolicy(dispatcher);
+        _registry = new JobTypeRegistry(registrations);
         _logger = (ILogger?)loggerFactory?.CreateLogger<InMemoryBackgroundDispatcher>() ?? NullLogger.Instance;
         _timeProvider = timeProvider ?? TimeProvider.System;
+        _runner = new JobAttemptRunner(scopeFactory, _timeProvider);
 
         // The channels are unbounded because capacity is enforced once, globally, by _queueSpace: a retry or a replay
         // must be able to go back without waiting (a timer callback cannot wait), and QueueCapacity means the whole
         // backlog, not each lane's.
         _unordered = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
-        _lanes = new Channel<QueuedJob>[partitions];
-        for (var i = 0; i < _lanes.Length; i++)
-        {
-            _lanes[i] = Channel.CreateUnbounded<QueuedJob>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
-        }
+        _lanes = new KeyLanes<QueuedJob>(RunKeyedToEndAsync, _stopping.Token);
 
         _queueSpace = new SemaphoreSlim(capacity, capacity);
         _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
         _metrics = new ChatScaleMetrics(meterFactory);
         _metrics.ObserveDispatcherBacklog(Snapshot);
-
-        static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
         static int Positive(int value, string name) => value > 0
             ? value
@@ -157,8 +131,8 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         where TJob : notnull
     {
         ArgumentNullException.ThrowIfNull(job);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _state) == Disposed, this);
-        var registration = FindRegistration(typeof(TJob), job.GetType());
+        ObjectDisposedException.ThrowIf(_lifecycle.IsDisposed, this);
+        var registration = _registry.Find(typeof(TJob), job.GetType());
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<string>(cancellationToken);
@@ -194,7 +168,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     public ValueTask<int> ReplayDeadLettersAsync(string? jobId = null, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _state) == Disposed, this);
+        ObjectDisposedException.ThrowIf(_lifecycle.IsDisposed, this);
         List<QueuedJob>? replayed = null;
         lock (_deadLetters)
         {
@@ -254,36 +228,19 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     /// <exception cref="ObjectDisposedException">The dispatcher was disposed.</exception>
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        lock (_stateLock)
+        _lifecycle.Start(this, "The in-memory background dispatcher", () =>
         {
-            ObjectDisposedException.ThrowIf(_state == Disposed, this);
-            if (_state != NotStarted)
+            var loops = new Task[_workerCount];
+            for (var i = 0; i < loops.Length; i++)
             {
-                throw new InvalidOperationException("The in-memory background dispatcher was already started; it cannot be started twice or restarted after it stopped.");
-            }
-
-            var loops = new Task[_lanes.Length + _workerCount];
-
-            // The loops outlive the caller: they must not inherit its async-locals (its Activity, say).
-            using (ExecutionContext.SuppressFlow())
-            {
-                for (var i = 0; i < _lanes.Length; i++)
-                {
-                    var reader = _lanes[i].Reader;
-                    loops[i] = Task.Run(() => RunLaneAsync(reader), CancellationToken.None);
-                }
-
-                for (var i = _lanes.Length; i < loops.Length; i++)
-                {
-                    loops[i] = Task.Run(RunWorkerAsync, CancellationToken.None);
-                }
+                loops[i] = Task.Run(RunWorkerAsync, CancellationToken.None);
             }
 
             _loops = loops;
-            Volatile.Write(ref _state, Running);
-        }
+            _lanes.Start();
+        });
 
-        CoreLog.DispatcherStarted(_logger, _workerCount, _lanes.Length, Snapshot().Pending);
+        CoreLog.DispatcherStarted(_logger, _workerCount, _partitions, Snapshot().Pending);
         return Task.CompletedTask;
     }
 
@@ -296,25 +253,18 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     /// <returns>A task that completes when the handlers have finished or the deadline has passed.</returns>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        Task[] loops;
-        lock (_stateLock)
+        if (!_lifecycle.BeginStop())
         {
-            if (_state != Running)
-            {
-                Volatile.Write(ref _state, _state == NotStarted ? Stopped : _state);
-                return;
-            }
-
-            Volatile.Write(ref _state, Stopped);
-            loops = _loops;
+            return;
         }
 
+        var loops = Volatile.Read(ref _loops);
         await _stopping.CancelAsync().ConfigureAwait(false);
         using (cancellationToken.Register(static state => ((CancellationTokenSource)state!).Cancel(), _aborting))
         {
             try
             {
-                await Task.WhenAll(loops).WaitAsync(cancellationToken).ConfigureAwait(false);
+                await Task.WhenAll(Task.WhenAll(loops), _lanes.WhenIdle()).WaitAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -337,17 +287,12 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     /// <returns>A task that completes when everything is released.</returns>
     public async ValueTask DisposeAsync()
     {
-        Task[] loops;
-        lock (_stateLock)
+        if (!_lifecycle.BeginDispose())
         {
-            if (_state == Disposed)
-            {
-                return;
-            }
-
-            Volatile.Write(ref _state, Disposed);
-            loops = _loops;
+            return;
         }
+
+        var loops = Volatile.Read(ref _loops);
 
         await _disposing.CancelAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
@@ -358,7 +303,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         }
 
         _retryTimers.Clear();
-        var loopsDone = Task.WhenAll(loops);
+        var loopsDone = Task.WhenAll(Task.WhenAll(loops), _lanes.WhenIdle());
         try
         {
             await loopsDone.WaitAsync(DisposeGracePeriod).ConfigureAwait(false);
@@ -378,18 +323,6 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         _metrics.Dispose();
     }
 
-    private JobTypeRegistration FindRegistration(Type declaredType, Type runtimeType)
-    {
-        if (_registrations.TryGetValue(declaredType, out var registration) || _registrations.TryGetValue(runtimeType, out registration))
-        {
-            return registration;
-        }
-
-        throw new InvalidOperationException(
-            $"No job handler is registered for job type '{runtimeType.FullName}'. Register one with AddJobHandler<TJob, THandler>() "
-            + $"on the ChatScale builder, for example AddJobHandler<{runtimeType.Name}, MyHandler>(), before enqueueing it.");
-    }
-
     private async ValueTask<string> WaitForSpaceAsync(JobTypeRegistration registration, object job, string? orderingKey, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
@@ -407,7 +340,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private string Accept(JobTypeRegistration registration, object job, string? orderingKey)
     {
-        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _lanes.Length);
+        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _partitions);
         var queued = new QueuedJob(
             Guid.CreateVersion7().ToString("N"), registration, job, orderingKey, lane, _timeProvider.GetUtcNow(), Activity.Current?.Context ?? default)
         {
@@ -421,8 +354,13 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private void Route(QueuedJob job)
     {
         // Unbounded and never completed: the write cannot fail.
-        var channel = job.Lane < 0 ? _unordered : _lanes[job.Lane];
-        var written = channel.Writer.TryWrite(job);
+        if (job.OrderingKey is not null)
+        {
+            _lanes.Add(job.OrderingKey, job);
+            return;
+        }
+
+        var written = _unordered.Writer.TryWrite(job);
         Debug.Assert(written, "Dispatcher channels are unbounded and never completed.");
     }
 
@@ -435,30 +373,22 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         }
     }
 
-    private async Task RunLaneAsync(ChannelReader<QueuedJob> reader)
+    /// <summary>Runs one keyed job to its end, retrying it in place: the key's later jobs wait, other keys don't.</summary>
+    private async Task RunKeyedToEndAsync(QueuedJob job, CancellationToken stopping)
     {
-        var stopping = _stopping.Token;
         try
         {
-            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            ReleaseQueueSpace(job);
+            var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+            while (outcome.Retry)
             {
-                while (!stopping.IsCancellationRequested && reader.TryRead(out var job))
-                {
-                    ReleaseQueueSpace(job);
-                    var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
-                    while (outcome.Retry)
-                    {
-                        // Retrying in place is what keeps a key's order: the jobs behind this one in the lane wait,
-                        // the other lanes don't.
-                        await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
-                        outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
-                    }
-                }
+                await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
+                outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Stopping: whatever is left stays counted as pending.
+            // Stopping: the job stays counted as pending.
         }
         catch (Exception ex)
         {
@@ -499,7 +429,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private void ScheduleRetry(QueuedJob job, TimeSpan delay)
     {
-        if (delay <= TimeSpan.Zero || Volatile.Read(ref _state) == Disposed)
+        if (delay <= TimeSpan.Zero || _lifecycle.IsDisposed)
         {
             Route(job);
             return;
@@ -531,32 +461,22 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
             var attempt = ++job.Attempts;
             var registration = job.Registration;
             var context = new JobContext(job.Id, registration.Name, job.OrderingKey, attempt, job.EnqueuedAt);
-            using var activity = StartActivity(job, attempt);
-            var started = _timeProvider.GetTimestamp();
-            try
+            var result = await _runner.RunAsync(registration, job.Job, context, job.EnqueuedBy, _aborting.Token).ConfigureAwait(false);
+            if (result.Interrupted)
             {
-                var scope = _scopeFactory.CreateAsyncScope();
-                await using (scope.ConfigureAwait(false))
-                {
-                    await registration.InvokeAsync(scope.ServiceProvider, job.Job, context, _aborting.Token).ConfigureAwait(false);
-                }
-            }
-            catch (OperationCanceledException) when (_aborting.IsCancellationRequested)
-            {
-                activity?.SetStatus(ActivityStatusCode.Error, "Interrupted by shutdown.");
                 CoreLog.JobInterrupted(_logger, job.Id, registration.Name, attempt);
                 Interlocked.Add(ref _backlog, OnePending - OneInFlight);
                 return AttemptOutcome.Done;
             }
-            catch (Exception ex)
+
+            if (result.Succeeded)
             {
-                return Failed(job, attempt, ex, _timeProvider.GetElapsedTime(started), activity);
+                _metrics.JobSucceeded(result.Duration);
+                Interlocked.Add(ref _backlog, -OneInFlight);
+                return AttemptOutcome.Done;
             }
 
-            activity?.SetStatus(ActivityStatusCode.Ok);
-            _metrics.JobSucceeded(_timeProvider.GetElapsedTime(started));
-            Interlocked.Add(ref _backlog, -OneInFlight);
-            return AttemptOutcome.Done;
+            return Failed(job, attempt, result);
         }
         finally
         {
@@ -564,17 +484,14 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         }
     }
 
-    private AttemptOutcome Failed(QueuedJob job, int attempt, Exception exception, TimeSpan duration, Activity? activity)
+    private AttemptOutcome Failed(QueuedJob job, int attempt, JobAttemptResult result)
     {
-        activity?.SetStatus(ActivityStatusCode.Error, exception.Message);
-        activity?.AddException(exception);
         var jobType = job.Registration.Name;
-        if (attempt >= _maxAttempts)
+        if (_retry.IsFinal(attempt, result.Permanent))
         {
-            _metrics.JobDeadLettered(duration);
-            CoreLog.JobDeadLettered(_logger, exception, job.Id, jobType, attempt);
-            var record = new DeadLetteredJob(
-                job.Id, jobType, job.OrderingKey, attempt, $"{exception.GetType().FullName}: {exception.Message}", job.EnqueuedAt, _timeProvider.GetUtcNow());
+            _metrics.JobDeadLettered(result.Duration);
+            CoreLog.JobDeadLettered(_logger, result.Error!, job.Id, jobType, attempt);
+            var record = new DeadLetteredJob(job.Id, jobType, job.OrderingKey, attempt, result.ErrorText, job.EnqueuedAt, _timeProvider.GetUtcNow());
             lock (_deadLetters)
             {
                 _deadLetters.Add((job, record));
@@ -584,38 +501,11 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
             return AttemptOutcome.Done;
         }
 
-#pragma warning disable CA5394 // Jitter only spreads retries out; it needs no cryptographic randomness.
-        var delay = RetryBackoff.Compute(attempt, _initialBackoff, _maxBackoff, Random.Shared.NextDouble());
-#pragma warning restore CA5394
-        _metrics.JobRetried(duration);
-        CoreLog.JobRetrying(_logger, exception, job.Id, jobType, attempt, delay);
+        var delay = _retry.NextDelay(attempt);
+        _metrics.JobRetried(result.Duration);
+        CoreLog.JobRetrying(_logger, result.Error!, job.Id, jobType, attempt, delay);
         Interlocked.Add(ref _backlog, OnePending - OneInFlight);
         return AttemptOutcome.RetryAfter(delay);
-    }
-
-    private static Activity? StartActivity(QueuedJob job, int attempt)
-    {
-        var source = ChatScaleMetrics.ActivitySource;
-        if (!source.HasListeners())
-        {
-            return null;
-        }
-
-        // Linked, not parented, to the enqueuer's span: the job runs long after that request has finished.
-        var links = job.EnqueuedBy == default ? null : new[] { new ActivityLink(job.EnqueuedBy) };
-        var activity = source.StartActivity("chatscale.dispatch", ActivityKind.Consumer, parentContext: default, tags: null, links: links);
-        if (activity is not null)
-        {
-            activity.SetTag("chatscale.job.id", job.Id);
-            activity.SetTag("chatscale.job.type", job.Registration.Name);
-            activity.SetTag("chatscale.job.attempt", attempt);
-            if (job.OrderingKey is not null)
-            {
-                activity.SetTag("chatscale.job.ordering_key", job.OrderingKey);
-            }
-        }
-
-        return activity;
     }
 
     private DispatcherStatistics Snapshot()

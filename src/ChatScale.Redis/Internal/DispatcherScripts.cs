@@ -163,20 +163,24 @@ internal static class DispatcherScripts
         """;
 
     /// <summary>
-    /// KEYS: stream, attempts[, lease]. ARGV: lease value, group, entry ids... Fenced batch ack: acks and deletes
-    /// finished jobs and their attempt records; the count, or -1 when the lease is gone (the next owner runs them again).
+    /// KEYS: stream, attempts[, lease]. ARGV: lease value, group, n, entry ids... (the first n have an attempt record).
+    /// Fenced batch ack: acks and deletes finished jobs (and their attempt records); the count, or -1 when the lease is
+    /// gone (the next owner runs them again).
     /// </summary>
     public const string Complete = """
         if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[1] then
           return -1
         end
         local ids = {}
-        for i = 3, #ARGV do
+        for i = 4, #ARGV do
           ids[#ids + 1] = ARGV[i]
         end
         redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
         redis.call('XDEL', KEYS[1], unpack(ids))
-        redis.call('HDEL', KEYS[2], unpack(ids))
+        local n = tonumber(ARGV[3])
+        if n > 0 then
+          redis.call('HDEL', KEYS[2], unpack(ids, 1, n))
+        end
         return #ids
         """;
 

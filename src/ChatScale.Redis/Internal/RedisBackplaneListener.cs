@@ -19,10 +19,18 @@ namespace ChatScale.Redis.Internal;
 /// at a time in the order Redis sent them (concurrent handlers would reorder a conversation). StackExchange.Redis
 /// re-establishes subscriptions itself after a reconnect and keeps the queue open; should a queue complete anyway
 /// (someone unsubscribed it), the loop subscribes again. A malformed envelope is counted, logged and dropped.
+/// <para><b>Truth about receiving.</b> <see cref="BackplaneReadiness"/> is marked not receiving until both channels are
+/// subscribed, and again whenever a subscription connection fails. After a reconnect the listener proves its node
+/// channel is subscribed again (a PUBLISH of an empty probe to it must count at least one receiver) before marking it
+/// receiving; then it closes this node's connections with 1012 (Service Restart), because frames published meanwhile
+/// were lost: clients reconnect and catch up from history.</para>
 /// </remarks>
 internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
+
+    // Published to this node's own channel to prove it is subscribed again; never a valid envelope (no magic byte).
+    private static readonly byte[] Probe = "chatscale:probe"u8.ToArray();
 
     // How long host startup waits for the first subscription. Within it, a failed attempt (the multiplexer still
     // connecting, say) is retried before the node takes clients, so none connects to a node that cannot yet receive.
@@ -36,8 +44,14 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     private readonly int _maxPayloadBytes;
     private readonly RedisMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly BackplaneReadiness _readiness;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _gate = new();
     private Task _loops = Task.CompletedTask;
+    private Task _verifying = Task.CompletedTask;
+    private int _subscribedChannels;
+    private bool _everReceived;
+    private readonly bool _closeAfterResubscribe;
     private int _disposed;
 
     public RedisBackplaneListener(
@@ -46,14 +60,17 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         IOptions<ChatScaleOptions> options,
         IOptions<ChatScaleRedisOptions> redisOptions,
         ILoggerFactory? loggerFactory = null,
-        IMeterFactory? meterFactory = null)
+        IMeterFactory? meterFactory = null,
+        BackplaneReadiness? readiness = null)
     {
         _multiplexer = multiplexer;
+        _readiness = readiness ?? new BackplaneReadiness();
         _connections = connections;
         var redis = redisOptions.Value;
         _keys = new RedisKeyspace(redis.KeyPrefix, redis.UseShardedPubSub);
         _nodeId = options.Value.NodeId;
         _maxPayloadBytes = options.Value.MaxPayloadBytes;
+        _closeAfterResubscribe = redis.CloseConnectionsAfterResubscribe;
         _metrics = new RedisMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisBackplaneListener>() ?? NullLogger.Instance;
     }
@@ -64,6 +81,9 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     /// </summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        _readiness.MarkNotReceiving("the backplane listener is subscribing");
+        _multiplexer.ConnectionFailed += OnConnectionFailed;
+        _multiplexer.ConnectionRestored += OnConnectionRestored;
         var nodeReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _loops = Task.WhenAll(
@@ -74,8 +94,10 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        Detach();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _loops.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await VerifyingTask().WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
@@ -85,10 +107,12 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             return;
         }
 
+        Detach();
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
         {
             await _loops.ConfigureAwait(false);
+            await VerifyingTask().ConfigureAwait(false);
         }
         finally
         {
@@ -133,6 +157,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             }
 
             RedisLog.Subscribed(_logger, _nodeId, name);
+            if (Interlocked.Increment(ref _subscribedChannels) == 2 && _multiplexer.IsConnected)
+            {
+                BecameReceiving("subscribed");
+            }
+
             ready.TrySetResult();
             delay = TimeSpan.FromMilliseconds(100);
             try
@@ -145,6 +174,12 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             }
             catch (ChannelClosedException)
             {
+                Interlocked.Decrement(ref _subscribedChannels);
+                if (!stopping.IsCancellationRequested && _readiness.MarkNotReceiving($"the subscription to {name} ended"))
+                {
+                    RedisLog.NotReceiving(_logger, _nodeId, _readiness.Reason);
+                }
+
                 // The queue completed: it was unsubscribed (or the connection disposed). Subscribe again unless stopping.
                 if (!stopping.IsCancellationRequested)
                 {
@@ -164,6 +199,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     private void Handle(RedisValue value, string channel)
     {
         ReadOnlyMemory<byte> data = (byte[]?)value ?? [];
+        if (data.Span.SequenceEqual(Probe))
+        {
+            return; // A probe of this listener's own subscription (VerifyAsync), not an envelope.
+        }
+
         BackplaneEnvelope envelope;
         try
         {
@@ -187,6 +227,96 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             // One bad delivery must not stop the node from receiving: log it and go on with the next message.
             RedisLog.DeliveryFailed(_logger, ex, envelope.MessageId, envelope.OriginNodeId);
         }
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType == ConnectionType.Subscription && !_stopping.IsCancellationRequested
+            && _readiness.MarkNotReceiving($"the subscription connection to {e.EndPoint} failed ({e.FailureType})"))
+        {
+            RedisLog.NotReceiving(_logger, _nodeId, _readiness.Reason);
+        }
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType != ConnectionType.Subscription || _stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_verifying.IsCompleted)
+            {
+                _verifying = VerifyAsync(_stopping.Token);
+            }
+        }
+    }
+
+    // StackExchange.Redis resubscribes by itself after a reconnect, at some point after ConnectionRestored: wait until
+    // a probe published to this node's channel counts a receiver (only this node subscribes to it).
+    private async Task VerifyAsync(CancellationToken stopping)
+    {
+        await Task.Yield();
+        var channel = _keys.NodeChannel(_nodeId);
+        while (!stopping.IsCancellationRequested && !_readiness.IsReceiving)
+        {
+            try
+            {
+                var receivers = await _multiplexer.GetSubscriber().PublishAsync(channel, Probe).ConfigureAwait(false);
+                if (receivers > 0 && Volatile.Read(ref _subscribedChannels) == 2 && _multiplexer.GetSubscriber().IsConnected(_keys.AllNodesChannel))
+                {
+                    BecameReceiving("resubscribed after a reconnect");
+                    return;
+                }
+            }
+            catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+            {
+                // Still down: try again.
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void BecameReceiving(string how)
+    {
+        if (!_readiness.MarkReceiving())
+        {
+            return;
+        }
+
+        var resubscribed = _everReceived;
+        _everReceived = true;
+        var close = resubscribed && _closeAfterResubscribe;
+        RedisLog.Receiving(_logger, _nodeId, how, close ? _connections.Count : 0);
+        if (close && _connections.Count > 0)
+        {
+            // Frames published while this node was not subscribed are lost: tell its clients to reconnect and catch up.
+            RedisFailures.Observe(_connections.CloseAllAsync(ConnectionCloseStatus.ServiceRestart, "Backplane resubscribed; reconnect and catch up.", TimeSpan.FromSeconds(5), _stopping.Token));
+        }
+    }
+
+    private Task VerifyingTask()
+    {
+        lock (_gate)
+        {
+            return _verifying;
+        }
+    }
+
+    private void Detach()
+    {
+        _multiplexer.ConnectionFailed -= OnConnectionFailed;
+        _multiplexer.ConnectionRestored -= OnConnectionRestored;
     }
 
     private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue queue)

@@ -23,6 +23,15 @@ internal static partial class RedisLog
     [LoggerMessage(2006, LogLevel.Debug, "Backplane listener of node {NodeId} stopped.")]
     public static partial void ListenerStopped(ILogger logger, string nodeId);
 
+    [LoggerMessage(2007, LogLevel.Warning, "Node {NodeId} is not receiving from the backplane ({Reason}): it stops heartbeating presence and reports Unhealthy until it is subscribed again.")]
+    public static partial void NotReceiving(ILogger logger, string nodeId, string reason);
+
+    [LoggerMessage(2008, LogLevel.Information, "Node {NodeId} receives from the backplane again ({How}); closing its {Connections} connection(s) with 1012 so they reconnect and catch up.")]
+    public static partial void Receiving(ILogger logger, string nodeId, string how, int connections);
+
+    [LoggerMessage(2102, LogLevel.Debug, "Node {NodeId}'s channel had no subscriber: its {Users} recipient(s) are reported offline.")]
+    public static partial void DeadRoute(ILogger logger, string nodeId, int users);
+
     [LoggerMessage(2101, LogLevel.Warning, "Publishing to the Redis backplane failed: Redis is unreachable.")]
     public static partial void PublishFailed(ILogger logger, Exception exception);
 

@@ -19,6 +19,7 @@ internal sealed class RedisMetrics : IDisposable
     private readonly Counter<long> _swept;
     private readonly Counter<long> _repaired;
     private readonly Counter<long> _unconfirmed;
+    private readonly Counter<long> _deadRoutes;
 
     public RedisMetrics(IMeterFactory? meterFactory)
     {
@@ -38,6 +39,7 @@ internal sealed class RedisMetrics : IDisposable
         _publishFailures = _meter.CreateCounter<long>("chatscale.backplane.publish_failures", "{publish}", "Publishes that failed because Redis was unreachable.");
         _swept = _meter.CreateCounter<long>("chatscale.presence.swept", "{connection}", "Presence entries of dead nodes removed by the sweep.");
         _repaired = _meter.CreateCounter<long>("chatscale.presence.repaired", "{connection}", "Presence entries a heartbeat's reconciliation re-registered (kind=lost) or removed (kind=ghost).");
+        _deadRoutes = _meter.CreateCounter<long>("chatscale.backplane.dead_routes", "{user}", "Recipients routed to a node channel that had no subscriber, reported offline.");
         _unconfirmed = _meter.CreateCounter<long>("chatscale.presence.unconfirmed", "{connection}", "Registers or unregisters Redis did not confirm, whose removal is retried until it does.");
     }
 
@@ -71,6 +73,8 @@ internal sealed class RedisMetrics : IDisposable
     }
 
     public void Unconfirmed() => _unconfirmed.Add(1);
+
+    public void DeadRoute(int users) => _deadRoutes.Add(users);
 
     public void Dispose()
     {

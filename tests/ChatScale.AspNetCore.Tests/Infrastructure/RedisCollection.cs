@@ -6,3 +6,10 @@ public sealed class RedisCollection : ICollectionFixture<RedisFixture>
 {
     public const string Name = "Redis";
 }
+
+/// <summary>Tests that share one local 3-master Redis Cluster.</summary>
+[CollectionDefinition(Name)]
+public sealed class RedisClusterCollection : ICollectionFixture<RedisClusterFixture>
+{
+    public const string Name = "RedisCluster";
+}

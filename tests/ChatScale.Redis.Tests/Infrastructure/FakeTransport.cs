@@ -19,7 +19,14 @@ public sealed class FakeTransport : IConnectionTransport
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    /// <summary>The status the connection was closed with, if it was.</summary>
+    public ConnectionCloseStatus? ClosedWith { get; private set; }
+
+    public ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken)
+    {
+        ClosedWith = status;
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>Waits until at least <paramref name="count"/> frames have arrived.</summary>
     public Task WaitForAsync(int count, string? what = null)

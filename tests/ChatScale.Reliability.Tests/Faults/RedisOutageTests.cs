@@ -44,6 +44,8 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         [
             "--ChatScale:HeartbeatInterval=00:00:01",
             "--ChatScale:PresenceTimeout=00:00:04",
+            // This test measures raw pub/sub loss across the outage on sockets that stay open.
+            "--ChatScale:Redis:CloseConnectionsAfterResubscribe=false",
             "--ChatScale:Dispatcher:MaxAttempts=100",
             "--ChatScale:Dispatcher:InitialBackoff=00:00:00.1",
             "--ChatScale:Dispatcher:MaxBackoff=00:00:00.5",

@@ -1,5 +1,6 @@
 using ChatScale.Samples.Chat.Tests.Infrastructure;
 using Microsoft.Playwright;
+using Xunit.Abstractions;
 
 namespace ChatScale.Samples.Chat.Tests.Browser;
 
@@ -7,7 +8,7 @@ namespace ChatScale.Samples.Chat.Tests.Browser;
 /// The real page (wwwroot) in headless Chromium: two people, each on a different node, chat through Redis.
 /// </summary>
 [Collection(ServersCollection.Name)]
-public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : IAsyncLifetime
+public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo, ITestOutputHelper output) : IAsyncLifetime
 {
     private ChatNode _node1 = null!;
     private ChatNode _node2 = null!;
@@ -88,6 +89,7 @@ public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : I
         await bob.Locator("#messages li", new() { HasText = "before the restart" }).WaitForAsync();
 
         // Node 2 goes away: Bob's page notices and backs off; meanwhile Alice writes, with no socket to deliver to.
+        await PageClock.InstallAsync(bob);
         var port = _node2.BaseAddress.Port;
         await _node2.DisposeAsync();
         await bob.Locator("#status[data-state='reconnecting']").WaitForAsync();
@@ -96,10 +98,18 @@ public sealed class BrowserChatTests(RedisFixture redis, MongoFixture mongo) : I
         await alice.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
 
         // Node 2 comes back on the same address; the page reconnects and catches up with ?after=<last contiguous seq>.
+        // Live again means online and caught up: the missed message is on screen (bound: PageClock.LiveAgainBoundMs).
         _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, _prefix, _database, port);
-        await bob.Locator("#status[data-state='online']").WaitForAsync(new() { Timeout = 90_000 });
+        var started = PageClock.Now();
+        var healthy = await PageClock.HealthyAsync(_node2);
         await bob.Locator("#messages li", new() { HasText = "sent while you were away" }).WaitForAsync();
+        var online = await PageClock.OnlineAfterAsync(bob, started);
+        var caughtUp = await PageClock.ShownAsync(bob, "sent while you were away");
+        output.WriteLine($"online {online - healthy} ms and caught up {caughtUp - healthy} ms after node 2 was healthy ({online - started} / {caughtUp - started} ms after it started listening)");
+        Assert.InRange(online, started, healthy + PageClock.LiveAgainBoundMs);
+        Assert.InRange(caughtUp, started, healthy + PageClock.LiveAgainBoundMs);
         Assert.Equal(2, await bob.Locator("#messages li").CountAsync());
+        Assert.True(await bob.Locator("#retry-now").IsHiddenAsync());
     }
 
     [Fact]

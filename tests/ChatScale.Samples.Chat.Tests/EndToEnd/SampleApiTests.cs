@@ -24,7 +24,6 @@ public sealed class SampleApiTests
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal(400, problem.RootElement.GetProperty("status").GetInt32());
-        Assert.Equal("The request body is not valid JSON for this endpoint.", problem.RootElement.GetProperty("detail").GetString());
     }
 
     [Theory]

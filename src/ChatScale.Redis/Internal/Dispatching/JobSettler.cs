@@ -21,7 +21,7 @@ internal sealed class JobSettler
     private readonly PartitionLease? _lease;
     private readonly RedisValue _leaseValue;
     private readonly Lock _lock = new();
-    private List<(RedisValue Id, TaskCompletionSource<bool> Done)> _batch = [];
+    private List<(RedisValue Id, bool HasRecord, TaskCompletionSource<bool> Done)> _batch = [];
     private bool _flushing;
 
     public JobSettler(DispatcherRuntime runtime, RedisKey stream, RedisKey attempts, RedisKey dead, PartitionLease? lease)
@@ -40,7 +40,7 @@ internal sealed class JobSettler
         bool start;
         lock (_lock)
         {
-            _batch.Add((job.EntryId, done));
+            _batch.Add((job.EntryId, job.Attempts > 1, done));
             start = !_flushing;
             _flushing = true;
         }
@@ -65,7 +65,7 @@ internal sealed class JobSettler
     {
         while (true)
         {
-            List<(RedisValue Id, TaskCompletionSource<bool> Done)> batch;
+            List<(RedisValue Id, bool HasRecord, TaskCompletionSource<bool> Done)> batch;
             lock (_lock)
             {
                 if (_batch.Count == 0)
@@ -86,16 +86,32 @@ internal sealed class JobSettler
                 }
             }
 
-            var args = new RedisValue[batch.Count + 2];
+            // Entries with an attempt record (retried before) first, so the script deletes only those records.
+            var args = new RedisValue[batch.Count + 3];
             args[0] = _leaseValue;
             args[1] = DispatcherScripts.Group;
-            for (var i = 0; i < batch.Count; i++)
+            int withRecord = 0, at = 3;
+            foreach (var item in batch)
             {
-                args[i + 2] = batch[i].Id;
+                if (item.HasRecord)
+                {
+                    args[at++] = item.Id;
+                    withRecord++;
+                }
             }
 
+            foreach (var item in batch)
+            {
+                if (!item.HasRecord)
+                {
+                    args[at++] = item.Id;
+                }
+            }
+
+            args[2] = withRecord;
+
             var acked = await RunAsync(DispatcherScripts.Complete, _completeKeys, args, batch[0].Id).ConfigureAwait(false) >= 0;
-            foreach (var (_, done) in batch)
+            foreach (var (_, _, done) in batch)
             {
                 done.TrySetResult(acked);
             }
