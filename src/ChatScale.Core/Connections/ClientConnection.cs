@@ -10,11 +10,11 @@ namespace ChatScale.Connections;
 /// <see cref="LocalConnections.Add"/>.
 /// </summary>
 /// <remarks>
-/// The connection is scheduled, not its frames. A frame queued on an idle connection is handed to the transport at
-/// once, on the delivering thread (<see cref="IConnectionTransport.SendBatchAsync"/>; a WebSocket copies it into the
-/// socket's output pipe without waiting, so no thread hop). While a send waits (the client reads slowly), frames
-/// queue; when it completes, the writer hands over every frame queued at that moment as one burst (one flush, one
-/// socket write) and keeps going while frames arrive. An idle connection has no task, no waiter and no queue storage.
+/// The connection is scheduled, not its frames: the first frame queued on an idle connection puts the connection on
+/// the thread pool once; it then hands the transport every frame queued at that moment as one burst
+/// (<see cref="IConnectionTransport.SendBatchAsync"/>: one flush, one socket write), and keeps going while frames
+/// arrive. A send that completes synchronously costs no further hop; one that waits resumes the writer where it
+/// completes. An idle connection has no task, no waiter and no queue storage.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The stop source is cancelled by Abort/CloseAsync at any time, even after the writer finished, so it is never disposed; it owns no timer once cancelled.")]
 public sealed class ClientConnection
@@ -127,10 +127,7 @@ public sealed class ClientConnection
 
         if (schedule)
         {
-            // The connection was idle: write on this thread. A transport that can take the bytes without waiting
-            // (the socket's buffer has room) costs no thread hop at all; one that must wait returns at once and the
-            // writer resumes where the send completes.
-            Drain();
+            ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new Writer(this), preferLocal: false);
         }
 
         if (closedAsSlow)

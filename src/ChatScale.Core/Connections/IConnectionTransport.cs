@@ -5,10 +5,6 @@ namespace ChatScale.Connections;
 /// <see cref="SendAsync"/>, <see cref="SendBatchAsync"/> and <see cref="CloseAsync"/> from one writer at a time per
 /// connection, never concurrently, so implementations need no locking for them.
 /// </summary>
-/// <remarks>
-/// A send may start on the thread that delivers a message (to save a thread hop), so its synchronous part must never
-/// block: copy the bytes if there is room, otherwise return a task that completes when there is.
-/// </remarks>
 public interface IConnectionTransport
 {
     /// <summary>Writes one whole frame. Called by the connection's single writer only.</summary>

@@ -31,6 +31,9 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
         {
             o.SendQueueCapacity = 256;
             o.SlowConsumerPolicy = policy;
+
+            // The closing CloseAllAsync cuts the never-finishing sends off after this bound.
+            o.SlowConsumerCloseTimeout = TimeSpan.FromMilliseconds(200);
         }));
         var users = AddUsers(connections, blocked);
         var payload = new ReadOnlyMemory<byte>(new byte[256]);
@@ -112,7 +115,11 @@ public sealed class DeliverAllocationTests(ITestOutputHelper output)
     {
         // The receiving node's path: recipients are looked up straight from the envelope's UTF-8, no string each.
         using var blocked = new BlockingTransport();
-        using var connections = new LocalConnections(Opts.Create(o => o.SendQueueCapacity = 256));
+        using var connections = new LocalConnections(Opts.Create(o =>
+        {
+            o.SendQueueCapacity = 256;
+            o.SlowConsumerCloseTimeout = TimeSpan.FromMilliseconds(200);
+        }));
         var users = AddUsers(connections, blocked);
         var envelope = EnvelopeCodec.Decode(EnvelopeCodec.Encode(EnvelopeKind.Users, "node-a", Guid.NewGuid(), users, new byte[256]));
         connections.Deliver(envelope);
