@@ -38,7 +38,7 @@ public sealed class DeadRouteTests(RedisFixture redis)
     public async Task ListenerThatLosesItsSubscription_IsNotReceiving_ItsUsersReadOffline_AndOnResubscribeItsClientsGet1012()
     {
         var prefix = RedisFixture.UniquePrefix("lost-sub");
-        await using var proxy = new StallingProxy(Port(redis.ConnectionString));
+        await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
         await using var b = await TestNode.StartAsync(proxy.ConnectionString + ",connectRetry=10", prefix, "node-b");
         var readiness = b.Services.GetRequiredService<BackplaneReadiness>();
@@ -89,12 +89,4 @@ public sealed class DeadRouteTests(RedisFixture redis)
         Assert.Equal(claimed, await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-b"));
         await Eventually.TrueAsync(async () => (await a.Registry.LocateAsync(["bob"])).OfflineUsers.Count == 1, "bob to read offline on node A");
     }
-
-    private static int Port(string connectionString)
-        => ConfigurationOptions.Parse(connectionString).EndPoints[0] switch
-        {
-            IPEndPoint ip => ip.Port,
-            DnsEndPoint dns => dns.Port,
-            var other => throw new InvalidOperationException($"Unexpected endpoint {other}."),
-        };
 }

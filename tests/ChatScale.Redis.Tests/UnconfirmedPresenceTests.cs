@@ -16,7 +16,7 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
     public async Task RegisterWhoseReplyTimesOut_AfterItRan_LeavesNoPresence_WithinTwoHeartbeats()
     {
         var prefix = RedisFixture.UniquePrefix("reg-timeout");
-        await using var proxy = new StallingProxy(Port(redis.ConnectionString));
+        await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var a = await TestNode.StartAsync(proxy.ConnectionString + ",asyncTimeout=300,syncTimeout=300", prefix, "node-a");
         await using var observer = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-o");
         await a.Registry.HeartbeatAsync("node-a");
@@ -47,7 +47,7 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
     public async Task UnregisterThatFails_WhileRedisIsCutOff_IsRetriedUntilConfirmed_WithinTwoHeartbeats()
     {
         var prefix = RedisFixture.UniquePrefix("unreg-fail");
-        await using var proxy = new StallingProxy(Port(redis.ConnectionString));
+        await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var a = await TestNode.StartAsync(proxy.ConnectionString + ",asyncTimeout=1000,connectRetry=10", prefix, "node-a");
         await using var observer = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-o");
         var alice = new ConnectionRegistration("c1", "alice", "node-a");
@@ -108,12 +108,4 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
         await a.Registry.HeartbeatAsync("node-a");
         Assert.Equal(1, a.LogCount(2203));
     }
-
-    private static int Port(string connectionString)
-        => ConfigurationOptions.Parse(connectionString).EndPoints[0] switch
-        {
-            IPEndPoint ip => ip.Port,
-            DnsEndPoint dns => dns.Port,
-            var other => throw new InvalidOperationException($"Unexpected endpoint {other}."),
-        };
 }

@@ -105,7 +105,7 @@ public sealed class RedisStreamDispatcherFencingTests(RedisFixture redis, ITestO
         proxy.Stall(); // node-a's renewals, reads and acks now wait in the proxy
         await using var b = await DispatcherHost.StartAsync(redis.ConnectionString, prefix, "node-b", b => b.AddBehavior(Behavior("node-b")), OnePartition, ShortLease);
         await Eventually.TrueAsync(() => log.Attempts.Count(x => x.Completed) == 4, "node-b to run the conversation", TimeSpan.FromSeconds(30));
-        proxy.Resume(); // the late renewal, read and settle reach Redis now
+        proxy.Release(); // the late renewal, read and settle reach Redis now
         await Eventually.TrueAsync(() => a.Dispatcher.OwnedPartitionCount == 0, "node-a to give the partition up");
 
         foreach (var attempt in log.Attempts.OrderBy(x => x.Start))

@@ -6,7 +6,9 @@ namespace ChatScale.Redis.Tests.Infrastructure;
 /// <summary>
 /// A TCP proxy on loopback in front of a Redis server, to fail commands the way networks do: <see cref="StallReplies"/>
 /// lets requests through (Redis runs them) but holds every reply until <see cref="Release"/> (so commands time out
-/// after they ran); <see cref="CutAsync"/> drops every connection and refuses new ones until <see cref="Release"/>.
+/// after they ran); <see cref="Stall"/> holds both directions, as a congested link or a starved process would (the
+/// bytes wait, and arrive late on release); <see cref="CutAsync"/> drops every connection and refuses new ones until
+/// <see cref="Release"/>.
 /// </summary>
 public sealed class StallingProxy : IAsyncDisposable
 {
@@ -17,7 +19,19 @@ public sealed class StallingProxy : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly Task _accepting;
     private TaskCompletionSource _open = NewOpen();
+    private TaskCompletionSource _requestsOpen = NewOpen();
     private volatile bool _refusing;
+
+    /// <summary>A proxy in front of the Redis at <paramref name="redisConnectionString"/> (<c>host:port</c>).</summary>
+    public StallingProxy(string redisConnectionString)
+        : this(StackExchange.Redis.ConfigurationOptions.Parse(redisConnectionString).EndPoints[0] switch
+        {
+            IPEndPoint ip => ip.Port,
+            DnsEndPoint dns => dns.Port,
+            var other => throw new ArgumentException($"Unexpected endpoint {other}", nameof(redisConnectionString)),
+        })
+    {
+    }
 
     public StallingProxy(int targetPort)
     {
@@ -43,6 +57,19 @@ public sealed class StallingProxy : IAsyncDisposable
         }
     }
 
+    /// <summary>From now on nothing passes in either direction until <see cref="Release"/>: requests wait too.</summary>
+    public void Stall()
+    {
+        StallReplies();
+        lock (_gate)
+        {
+            if (_requestsOpen.Task.IsCompleted)
+            {
+                _requestsOpen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
     /// <summary>Drops every connection and refuses new ones until <see cref="Release"/>.</summary>
     public Task CutAsync()
     {
@@ -61,12 +88,13 @@ public sealed class StallingProxy : IAsyncDisposable
         return Task.CompletedTask;
     }
 
-    /// <summary>Lets held replies through and accepts connections again.</summary>
+    /// <summary>Lets held requests and replies through and accepts connections again.</summary>
     public void Release()
     {
         _refusing = false;
         lock (_gate)
         {
+            _requestsOpen.TrySetResult();
             _open.TrySetResult();
         }
     }
@@ -123,12 +151,12 @@ public sealed class StallingProxy : IAsyncDisposable
                 _pairs.Add((client, server));
             }
 
-            _ = PumpAsync(client.GetStream(), server.GetStream(), holdable: false);
-            _ = PumpAsync(server.GetStream(), client.GetStream(), holdable: true);
+            _ = PumpAsync(client.GetStream(), server.GetStream(), replies: false);
+            _ = PumpAsync(server.GetStream(), client.GetStream(), replies: true);
         }
     }
 
-    private async Task PumpAsync(NetworkStream from, NetworkStream to, bool holdable)
+    private async Task PumpAsync(NetworkStream from, NetworkStream to, bool replies)
     {
         var buffer = new byte[64 * 1024];
         try
@@ -141,16 +169,14 @@ public sealed class StallingProxy : IAsyncDisposable
                     break;
                 }
 
-                if (holdable)
+                // Bytes read just before a stall began are held too, until the release.
+                Task open;
+                lock (_gate)
                 {
-                    Task open;
-                    lock (_gate)
-                    {
-                        open = _open.Task;
-                    }
-
-                    await open.WaitAsync(_stop.Token);
+                    open = replies ? _open.Task : _requestsOpen.Task;
                 }
+
+                await open.WaitAsync(_stop.Token);
 
                 await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
             }
