@@ -38,6 +38,9 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     private readonly ConcurrentDictionary<Guid, AckWaiter> _waiters = new();
     private ChannelMessageQueue? _changes;
     private ChannelMessageQueue? _acks;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _starting = Task.CompletedTask;
+    private int _disposed;
 
     public GroupNode(
         IConnectionMultiplexer multiplexer,
@@ -60,17 +63,60 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var subscriber = _multiplexer.GetSubscriber();
-        _changes = await subscriber.SubscribeAsync(_keys.GroupChangesChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
-        _changes.OnMessage(OnChangeAsync);
-        _acks = await subscriber.SubscribeAsync(_keys.GroupAckChannel(_nodeId)).WaitAsync(cancellationToken).ConfigureAwait(false);
-        _acks.OnMessage(OnAck);
+        try
+        {
+            await SubscribeControlChannelsAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+        {
+            // Redis down at boot must not stop the host (as for the backplane listener): keep trying in the background.
+            GroupLog.UpdateFailed(_logger, ex, _nodeId);
+            _starting = RetrySubscribeAsync(_stopping.Token);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
 
+    private async Task SubscribeControlChannelsAsync()
+    {
+        var subscriber = _multiplexer.GetSubscriber();
+        _changes ??= await subscriber.SubscribeAsync(_keys.GroupChangesChannel).ConfigureAwait(false);
+        _changes.OnMessage(OnChangeAsync);
+        _acks ??= await subscriber.SubscribeAsync(_keys.GroupAckChannel(_nodeId)).ConfigureAwait(false);
+        _acks.OnMessage(OnAck);
+    }
+
+    private async Task RetrySubscribeAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping).ConfigureAwait(false);
+                await SubscribeControlChannelsAsync().ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
+            {
+                GroupLog.UpdateFailed(_logger, ex, _nodeId);
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _starting.ConfigureAwait(false);
+        _stopping.Dispose();
         var queues = new List<ChannelMessageQueue>();
         lock (_gate)
         {
