@@ -12,22 +12,39 @@ internal sealed class Cluster : IAsyncDisposable
 {
     private readonly List<Process> _nodes = [];
 
-    private Cluster(Process redis, int redisPort, ConnectionMultiplexer admin)
+    private Cluster(Process? redis, int redisPort, ConnectionMultiplexer admin, RedisClusterFixture? redisCluster = null)
     {
         Redis = redis;
         RedisPort = redisPort;
         Admin = admin;
+        _redisCluster = redisCluster;
     }
 
-    public Process Redis { get; }
+    // --redis-cluster: a local 3-master Redis Cluster instead of one redis-server (ChatScale uses sharded pub/sub).
+    private readonly RedisClusterFixture? _redisCluster;
+
+    public Process? Redis { get; }
 
     public int RedisPort { get; }
 
-    public string RedisConnectionString => $"127.0.0.1:{RedisPort}";
+    public string RedisConnectionString => _redisCluster?.ConnectionString ?? $"127.0.0.1:{RedisPort}";
 
     public ConnectionMultiplexer Admin { get; }
 
-    public IServer RedisServer => Admin.GetServer(RedisConnectionString);
+    public IServer RedisServer => Admin.GetServer(Admin.GetEndPoints()[0]);
+
+    private IServer[] Masters => [.. Admin.GetServers().Where(s => !s.IsReplica)];
+
+    /// <summary>Per master of a cluster run: each CommandStatsAsync call's (endpoint, total calls, CPU seconds).</summary>
+    public List<(string EndPoint, long Calls, double CpuSeconds)[]> MasterSamples { get; } = [];
+
+    public static async Task<Cluster> StartRedisClusterAsync()
+    {
+        var fixture = new RedisClusterFixture();
+        await fixture.InitializeAsync();
+        var admin = await fixture.ConnectAsync(allowAdmin: true);
+        return new Cluster(null, 0, admin, fixture);
+    }
 
     public IReadOnlyList<int> NodePids => _nodes.Select(n => n.Id).ToList();
 
@@ -65,8 +82,17 @@ internal sealed class Cluster : IAsyncDisposable
     public async Task StartNodesAsync(string system, int count, int users, string extraArgs = "")
     {
         await StopNodesAsync();
-        await RedisServer.FlushAllDatabasesAsync();
-        await RedisServer.ConfigResetStatisticsAsync();
+        foreach (var server in Masters)
+        {
+            await server.FlushAllDatabasesAsync();
+            await server.ConfigResetStatisticsAsync();
+        }
+
+        if (_redisCluster is not null && system == "chatscale")
+        {
+            extraArgs += " --sharded";
+        }
+
         System = system;
         var self = Environment.ProcessPath!;
         var dll = typeof(Cluster).Assembly.Location;
@@ -132,15 +158,41 @@ internal sealed class Cluster : IAsyncDisposable
 
     public long NodesRss() => _nodes.Sum(n => ProcStats.StatusBytes(n.Id, "VmRSS"));
 
-    public double RedisCpuSeconds() => ProcStats.CpuSeconds(Redis.Id);
+    public double RedisCpuSeconds() => Redis is not null ? ProcStats.CpuSeconds(Redis.Id) : Masters.Sum(m => ProcStats.CpuSeconds(Pid(m)));
 
-    public Task<Dictionary<string, long>> CommandStatsAsync() => CommandStats.SnapshotAsync(RedisServer);
+    public async Task<Dictionary<string, long>> CommandStatsAsync()
+    {
+        if (_redisCluster is null)
+        {
+            return await CommandStats.SnapshotAsync(RedisServer);
+        }
+
+        var masters = Masters;
+        var sample = new (string, long, double)[masters.Length];
+        for (var i = 0; i < masters.Length; i++)
+        {
+            var stats = await CommandStats.SnapshotAsync(masters[i]);
+            sample[i] = (masters[i].EndPoint.ToString()!, stats.Values.Sum(), ProcStats.CpuSeconds(Pid(masters[i])));
+        }
+
+        MasterSamples.Add(sample);
+        return await CommandStats.SnapshotAsync(masters);
+    }
+
+    private static int Pid(IServer server)
+        => int.Parse(server.Info("server").SelectMany(g => g).First(p => p.Key == "process_id").Value, CultureInfo.InvariantCulture);
 
     public async ValueTask DisposeAsync()
     {
         await StopNodesAsync();
         await Admin.DisposeAsync();
-        if (!Redis.HasExited)
+        if (_redisCluster is not null)
+        {
+            await _redisCluster.DisposeAsync();
+            return;
+        }
+
+        if (!Redis!.HasExited)
         {
             Redis.Kill();
         }

@@ -14,7 +14,7 @@ internal static class Driver
         var systems = args.Get("systems", "chatscale,signalr").Split(',');
         var runs = args.GetInt("runs", 1);
         var results = new List<RunResult>();
-        await using var cluster = await Cluster.StartRedisAsync();
+        await using var cluster = args.Has("redis-cluster") ? await Cluster.StartRedisClusterAsync() : await Cluster.StartRedisAsync();
         for (var run = 1; run <= runs; run++)
         {
             // Alternate which system goes first, so neither always gets the cooler machine.
@@ -24,6 +24,10 @@ internal static class Driver
                 var result = await Build(args, system, run, args.GetInt("group", 50)).ExecuteAsync(cluster);
                 results.Add(result);
                 Console.Error.WriteLine(Summary(result));
+                if (cluster.MasterSamples.Count >= 2)
+                {
+                    Console.WriteLine(MasterShares(cluster.MasterSamples[^2], cluster.MasterSamples[^1], $"{system} run {run}"));
+                }
             }
         }
 
@@ -121,6 +125,20 @@ internal static class Driver
             LatencyRate = args.GetInt("latency-rate", 10_000),
             LatencySeconds = args.GetInt("latency-seconds", quick ? 4 : 10),
         };
+    }
+
+    // Each master's share of the cluster's commands and CPU over the saturated phase (fair share: 1 / masters).
+    private static string MasterShares((string EndPoint, long Calls, double CpuSeconds)[] before, (string EndPoint, long Calls, double CpuSeconds)[] after, string label)
+    {
+        var calls = after.Select((a, i) => a.Calls - before[i].Calls).ToArray();
+        var cpu = after.Select((a, i) => a.CpuSeconds - before[i].CpuSeconds).ToArray();
+        var text = new StringBuilder($"{label}: per master (commands, share, CPU s, share):");
+        for (var i = 0; i < after.Length; i++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" {after[i].EndPoint} {calls[i]:N0} {100.0 * calls[i] / Math.Max(1, calls.Sum()):F1}% {cpu[i]:F2} {100.0 * cpu[i] / Math.Max(1e-9, cpu.Sum()):F1}%;");
+        }
+
+        return text.ToString();
     }
 
     public static string Summary(RunResult r)

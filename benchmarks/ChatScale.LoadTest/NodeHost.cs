@@ -47,6 +47,7 @@ internal static class NodeHost
                 {
                     o.ConnectionString = redis;
                     o.RoutingMode = args.Get("routing", "targeted") == "broadcast" ? RedisRoutingMode.Broadcast : RedisRoutingMode.Targeted;
+                    o.UseShardedPubSub = args.Has("sharded");
                 })
                 .AddJobHandler<BroadcastJob, BroadcastJobHandler>();
             builder.Services.AddSingleton(groupCache);

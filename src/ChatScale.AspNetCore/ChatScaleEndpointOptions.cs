@@ -64,8 +64,9 @@ public sealed class ChatScaleEndpointOptions
     /// <c>Retry-After</c> (and <c>Connection: close</c>), so the node keeps serving the connections it has instead of
     /// running out of file descriptors. Null (the default) derives it from the process's open-file limit
     /// (<c>ulimit -n</c>, read at start; unbounded where the OS reports none, e.g. Windows): of the descriptors not
-    /// open at start (a .NET web app holds ~250 then, one per loaded assembly) minus 128 for later growth, two
-    /// thirds; with <c>ulimit -n 1024</c> about 400. The cap is logged at start (event 3014).
+    /// open at start (a .NET web app holds ~220 then, one per loaded assembly) minus a margin for later growth (128
+    /// plus half of those open at start), two thirds; with <c>ulimit -n 1024</c> about 350. The cap is logged at
+    /// start (event 3014).
     /// </summary>
     /// <remarks>
     /// Each open connection costs memory as well (about 44 KB measured with the sample app), so on a host with a high

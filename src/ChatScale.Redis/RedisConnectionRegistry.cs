@@ -155,7 +155,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         }
 
         var snapshot = _liveness.Current(out var stale);
-        var refresh = stale ? _liveness.RefreshAsync(0, cancellationToken) : null;
+        var refresh = stale ? _liveness.RefreshStaleAsync(cancellationToken) : null;
 
         // One HVALS per user, written together: StackExchange.Redis pipelines them per shard.
         var reads = new Task<RedisValue[]>[keys.Length];
@@ -226,7 +226,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     {
         var key = _keys.User(userId);
         var snapshot = _liveness.Current(out var stale);
-        var refresh = stale ? _liveness.RefreshAsync(0, cancellationToken) : null;
+        var refresh = stale ? _liveness.RefreshStaleAsync(cancellationToken) : null;
         Task<RedisValue[]>[] reads = [Database.HashValuesAsync(key)];
         await ReadAsync(reads, refresh, "connection count", cancellationToken).ConfigureAwait(false);
         var answeredAt = Stopwatch.GetTimestamp();

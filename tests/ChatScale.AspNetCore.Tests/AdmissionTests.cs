@@ -153,12 +153,13 @@ public sealed class AdmissionTests
     [Fact]
     public void What_is_left_of_the_file_limit_goes_two_thirds_to_websockets_and_one_third_to_http()
     {
-        // ulimit -n 1024 with 280 descriptors open at start (a web app's assemblies): 616 left after the margin.
+        // ulimit -n 1024 with 280 descriptors open at start (a web app's assemblies): 476 left after the margin
+        // (128 + 140).
         var budget = FileDescriptorLimit.Split(1024, 280);
 
-        Assert.Equal(1024 - 280 - FileDescriptorLimit.GrowthMargin, budget.WebSockets + budget.Http + 1);
-        Assert.Equal(410, budget.WebSockets);
-        Assert.Equal(205, budget.Http);
+        Assert.Equal(1024 - 280 - FileDescriptorLimit.GrowthMargin(280), budget.WebSockets + budget.Http + 1);
+        Assert.Equal(317, budget.WebSockets);
+        Assert.Equal(158, budget.Http);
     }
 
     /// <summary>In-memory presence whose registrations wait until the test opens the gate.</summary>

@@ -19,9 +19,12 @@ internal static class FileDescriptorLimit
     private const string LimitsFile = "/proc/self/limits";
     private const string OpenFiles = "Max open files";
 
-    // Descriptors the process may still open after the snapshot: assemblies loaded later, Redis and database
-    // connections (a MongoDB pool alone may grow to 100), log files.
-    internal const int GrowthMargin = 128;
+    // Descriptors the process may still open after the snapshot: 128, plus half as many again as were open then
+    // (assemblies load lazily: a web app's count grows by a third after start), Redis and database connections (a
+    // MongoDB pool alone may grow to 100), log files, and sockets Kestrel accepts past its limit before closing them
+    // during a flood. Measured: with less (a flat 128 at ulimit -n 512) a flood of idle sockets made the runtime
+    // abort ("Out of memory.", its message when it cannot get a descriptor).
+    internal static int GrowthMargin(int openNow) => 128 + (openNow / 2);
 
     private static readonly Lazy<FileBudget?> Snapshot = new(() => SoftLimit is { } limit ? Split(limit, CountOpen()) : null);
 
@@ -39,7 +42,7 @@ internal static class FileDescriptorLimit
 
     internal static FileBudget Split(long limit, int openNow)
     {
-        var headroom = Math.Max(3, limit - openNow - GrowthMargin);
+        var headroom = Math.Max(3, limit - openNow - GrowthMargin(openNow));
         return new FileBudget(limit, openNow, (int)Math.Min(headroom * 2 / 3, int.MaxValue), headroom / 3);
     }
 

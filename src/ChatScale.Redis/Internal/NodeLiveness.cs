@@ -53,11 +53,15 @@ internal sealed class NodeLiveness
         stale = current is null || now - current.ReadAt > _refreshTicks;
         if (!stale && now - current!.ReadAt > _refreshTicks / 2)
         {
-            RedisFailures.Observe(RefreshAsync(0, CancellationToken.None));
+            RedisFailures.Observe(RefreshAsync(now - (_refreshTicks / 4), CancellationToken.None));
         }
 
         return current;
     }
+
+    /// <summary>A copy no older than half the refresh interval (for a caller whose <see cref="Current"/> was stale).</summary>
+    public Task<Snapshot> RefreshStaleAsync(CancellationToken cancellationToken)
+        => RefreshAsync(Stopwatch.GetTimestamp() - (_refreshTicks / 2), cancellationToken);
 
     /// <summary>A copy read by a refresh that started at or after <paramref name="startedAtOrAfter"/> (a <see cref="Stopwatch"/> timestamp).</summary>
     public Task<Snapshot> RefreshAsync(long startedAtOrAfter, CancellationToken cancellationToken)

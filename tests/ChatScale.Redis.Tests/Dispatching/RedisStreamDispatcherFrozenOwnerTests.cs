@@ -53,8 +53,16 @@ public sealed class RedisStreamDispatcherFrozenOwnerTests(RedisFixture redis, IT
 
             Assert.Equal(0, Kill(child.Id, "CONT"));
             await Eventually.TrueAsync(() => lines.Contains("fenced-out 0"), "the child's late side effect to be refused", TimeSpan.FromSeconds(30));
-            await child.StandardInput.WriteLineAsync("logs");
-            await Eventually.TrueAsync(() => lines.Contains("end of logs"), "the child's log dump", TimeSpan.FromSeconds(30));
+            // The late ack follows the late side effect; ask for the child's refused-command log until it is there.
+            await Eventually.TrueAsync(
+                async () =>
+                {
+                    await child.StandardInput.WriteLineAsync("logs");
+                    await Task.Delay(200);
+                    return lines.Any(l => l.StartsWith("log 2516", StringComparison.Ordinal) && l.Contains("settle", StringComparison.Ordinal));
+                },
+                "the child's late ack to be refused",
+                TimeSpan.FromSeconds(30));
             foreach (var line in lines)
             {
                 output.WriteLine("child: " + line);

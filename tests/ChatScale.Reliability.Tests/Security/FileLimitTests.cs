@@ -74,6 +74,7 @@ public sealed class FileLimitTests(RedisFixture redis, ITestOutputHelper output)
 
             // A flood of idle TCP connections, more than the whole file limit: Kestrel's connection cap (a quarter of
             // the limit, set by AddChatScale) closes those past it, so accept never reaches EMFILE.
+            Assert.False(node.HasExited, node.Output);
             var cpuBefore = CpuTime(node.ProcessId);
             var flood = new List<TcpClient>();
             for (var i = 0; i < FileLimit; i++)
@@ -93,6 +94,7 @@ public sealed class FileLimitTests(RedisFixture redis, ITestOutputHelper output)
 
             var holding = Stopwatch.StartNew();
             await Eventually.TrueAsync(() => holding.Elapsed > TimeSpan.FromSeconds(2), "the flood to be held for 2 s");
+            Assert.False(node.HasExited, node.Output);
             output.WriteLine($"flood of {flood.Count} idle sockets: child used {(CpuTime(node.ProcessId) - cpuBefore).TotalMilliseconds:F0} ms CPU in {holding.Elapsed.TotalSeconds:F1} s; {node.OpenFiles()} descriptors open");
             Assert.False(node.HasExited, node.Output);
             foreach (var tcp in flood)

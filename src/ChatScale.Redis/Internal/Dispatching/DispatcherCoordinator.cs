@@ -39,7 +39,7 @@ internal sealed class DispatcherCoordinator : IDisposable
             var count = 0;
             foreach (var worker in _workers)
             {
-                if (worker is { Completion.IsCompleted: false })
+                if (worker is { Completion.IsCompleted: false } && !worker.Lease.Lost.IsCancellationRequested)
                 {
                     count++;
                 }

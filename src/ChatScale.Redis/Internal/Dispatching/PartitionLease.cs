@@ -37,7 +37,30 @@ internal sealed class PartitionLease : IDisposable
     /// <summary>Fires when the lease is gone or may be gone: stop starting work, cancel running handlers.</summary>
     public CancellationToken Lost => _lost.Token;
 
-    public bool IsValid => !_lost.IsCancellationRequested && _time.GetTimestamp() < Volatile.Read(ref _validUntil);
+    /// <summary>
+    /// Whether this tenure may still act. Once the validity has run out the lease counts as lost at once, even when
+    /// the timer behind <see cref="Lost"/> has not fired yet (a starved thread pool runs it late): every waiter learns
+    /// it now, and a late renewal reply cannot revive it. Without this, a lane seeing "not valid, not lost" would retry
+    /// in a loop on a pool thread, starving the very timer and renewal it waits for.
+    /// </summary>
+    public bool IsValid
+    {
+        get
+        {
+            if (_lost.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            if (_time.GetTimestamp() < Volatile.Read(ref _validUntil))
+            {
+                return true;
+            }
+
+            Lose();
+            return false;
+        }
+    }
 
     /// <summary>A renewal sent at <paramref name="sentAt"/> succeeded: the lease is ours until then plus 80 % of the TTL.</summary>
     public void Extend(long sentAt)

@@ -28,7 +28,9 @@ internal sealed class PartitionWorker : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Queue<StreamJob>> _lanes = new(StringComparer.Ordinal);
     private readonly HashSet<RedisValue> _known = [];
-    private readonly List<Task> _laneTasks = [];
+    private readonly TaskCompletionSource _lanesEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _activeLanes;
+    private bool _closed;
     private readonly Signal _space = new();
     private int _running;
     private volatile bool _finished;
@@ -112,13 +114,14 @@ internal sealed class PartitionWorker : IDisposable
         {
             Drain();
             await WaitForLanesAsync().ConfigureAwait(false);
-            if (!_runtime.Abandoned && !_lease.Lost.IsCancellationRequested)
+            var release = !_runtime.Abandoned && !_lease.Lost.IsCancellationRequested;
+            _finished = true;
+            _lease.Lose(); // before the release: from here on this instance no longer counts as an owner
+            if (release)
             {
                 await ReleaseAsync().ConfigureAwait(false);
             }
 
-            _finished = true;
-            _lease.Lose();
             Dispose();
         }
     }
@@ -281,14 +284,43 @@ internal sealed class PartitionWorker : IDisposable
             lane = new Queue<StreamJob>();
             lane.Enqueue(job);
             _lanes.Add(key, lane);
-            _laneTasks.Add(RunLaneAsync(key, lane));
+            _activeLanes++;
+            _ = RunLaneAsync(key, lane); // observed: it never throws, and its end is counted under the lock
             return true;
         }
     }
 
     private async Task RunLaneAsync(string key, Queue<StreamJob> lane)
     {
-        await Task.Yield();
+        try
+        {
+            await Task.Yield();
+            await RunLaneJobsAsync(key, lane).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            RedisLog.DispatcherLoopFailed(_runtime.Logger, ex);
+            Drain();
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                if (_lanes.TryGetValue(key, out var current) && ReferenceEquals(current, lane))
+                {
+                    _lanes.Remove(key); // a failed lane; a lane that ran dry removed itself, and its key may have a new one
+                }
+
+                if (--_activeLanes == 0 && _closed)
+                {
+                    _lanesEnded.TrySetResult();
+                }
+            }
+        }
+    }
+
+    private async Task RunLaneJobsAsync(string key, Queue<StreamJob> lane)
+    {
         var draining = _draining.Token;
         var handlers = _handlers.Token;
         while (true)
@@ -353,31 +385,18 @@ internal sealed class PartitionWorker : IDisposable
         }
     }
 
-    private async Task WaitForLanesAsync()
+    private Task WaitForLanesAsync()
     {
-        while (true)
+        lock (_lock)
         {
-            Task[] tasks;
-            lock (_lock)
+            _closed = true; // the reader has ended: no lane can start any more
+            if (_activeLanes == 0)
             {
-                _laneTasks.RemoveAll(static t => t.IsCompleted);
-                if (_laneTasks.Count == 0)
-                {
-                    return;
-                }
-
-                tasks = [.. _laneTasks];
-            }
-
-            try
-            {
-                await Task.WhenAll(tasks).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                RedisLog.DispatcherLoopFailed(_runtime.Logger, ex);
+                return Task.CompletedTask;
             }
         }
+
+        return _lanesEnded.Task;
     }
 
     private async Task ReleaseAsync()
