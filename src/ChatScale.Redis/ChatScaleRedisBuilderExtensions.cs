@@ -74,6 +74,7 @@ public static class ChatScaleRedisBuilderExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RedisBackplaneListener>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PresenceSweeper>());
+        RedisGroupServices.Add(services);
         return builder;
     }
 

@@ -23,13 +23,15 @@ public sealed class DependencyInjectionTests(RedisFixture redis)
         await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
 
         Assert.IsType<RedisMessageBroadcaster>(provider.GetRequiredService<IMessageBroadcaster>());
-        var registry = Assert.IsType<RedisConnectionRegistry>(provider.GetRequiredService<IConnectionRegistry>());
-        Assert.Same(registry, provider.GetRequiredService<RedisConnectionRegistry>());
+        // Presence is RedisConnectionRegistry, seen through the wrapper that tells groups about local connects.
+        Assert.IsType<ChatScale.Redis.Internal.GroupAwareConnectionRegistry>(provider.GetRequiredService<IConnectionRegistry>());
+        Assert.NotNull(provider.GetRequiredService<RedisConnectionRegistry>());
+        Assert.IsType<ChatScale.Redis.Internal.RedisGroupManager>(provider.GetRequiredService<ChatScale.Groups.IGroupManager>());
         Assert.Same(multiplexer, provider.GetRequiredService<IConnectionMultiplexer>());
         Assert.Single(provider.GetServices<IMessageBroadcaster>());
         Assert.Single(provider.GetServices<IConnectionRegistry>());
         var hosted = provider.GetServices<IHostedService>().Select(h => h.GetType().Name).Order(StringComparer.Ordinal);
-        Assert.Equal(["PresenceSweeper", "RedisBackplaneListener"], hosted);
+        Assert.Equal(["GroupNode", "PresenceSweeper", "RedisBackplaneListener"], hosted);
         provider.GetRequiredService<IStartupValidator>().Validate();
     }
 
@@ -43,7 +45,7 @@ public sealed class DependencyInjectionTests(RedisFixture redis)
         new Builder(services).AddRedis().AddRedis(o => o.KeyPrefix = "second");
         await using var provider = services.BuildServiceProvider();
 
-        Assert.Equal(2, provider.GetServices<IHostedService>().Count());
+        Assert.Equal(3, provider.GetServices<IHostedService>().Count());
         Assert.Single(provider.GetServices<IConnectionMultiplexer>());
         Assert.Equal("second", provider.GetRequiredService<IOptions<ChatScaleRedisOptions>>().Value.KeyPrefix);
     }

@@ -55,6 +55,7 @@ public static class ChatScaleServiceCollectionExtensions
 
         services.TryAddSingleton<LocalConnections>();
         services.TryAddSingleton<IMessageBroadcaster, InMemoryMessageBroadcaster>();
+        services.TryAddSingleton<ChatScale.Groups.IGroupManager, InMemoryGroupManager>();
         services.TryAddSingleton<IConnectionRegistry, InMemoryConnectionRegistry>();
         services.TryAddSingleton<IBackgroundDispatcher, InMemoryBackgroundDispatcher>();
         services.TryAddSingleton<IUserIdResolver, DefaultUserIdResolver>();

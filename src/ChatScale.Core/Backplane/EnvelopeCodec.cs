@@ -13,6 +13,8 @@ namespace ChatScale.Backplane;
 /// magic 0xC5 | version 0x01 | kind (1 byte) | originLen | origin UTF-8 | messageId (16 bytes, big-endian GUID)
 /// | recipientCount | (len | UTF-8) * recipientCount | payloadLen | payload
 /// </code>
+/// A <see cref="EnvelopeKind.Group"/> envelope lists the group id and optionally one excluded user as its recipients,
+/// so its header is bounded (at most two ids) whatever the group's size.
 /// The payload must end exactly at the end of the input. The decoder checks every length against what remains
 /// before reading, so it never reads out of bounds and never allocates more than the input could justify.
 /// </remarks>
@@ -40,9 +42,14 @@ public static class EnvelopeCodec
     {
         ArgumentNullException.ThrowIfNull(originNodeId);
         ArgumentNullException.ThrowIfNull(recipients);
-        if (kind is not (EnvelopeKind.Users or EnvelopeKind.All))
+        if (kind is not (EnvelopeKind.Users or EnvelopeKind.All or EnvelopeKind.Group))
         {
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown envelope kind.");
+        }
+
+        if (kind == EnvelopeKind.Group && recipients.Count is not (1 or 2))
+        {
+            throw new ArgumentException("A group envelope lists the group id and at most one excluded user.", nameof(recipients));
         }
 
         var recipientCount = kind == EnvelopeKind.All ? 0 : recipients.Count;
@@ -144,7 +151,7 @@ public static class EnvelopeCodec
         }
 
         var kind = (EnvelopeKind)span[2];
-        if (kind is not (EnvelopeKind.Users or EnvelopeKind.All))
+        if (kind is not (EnvelopeKind.Users or EnvelopeKind.All or EnvelopeKind.Group))
         {
             throw new EnvelopeFormatException($"Unknown envelope kind {span[2]}.");
         }
@@ -163,6 +170,11 @@ public static class EnvelopeCodec
         if (kind == EnvelopeKind.All && count != 0)
         {
             throw new EnvelopeFormatException("An envelope for all connections must not list recipients.");
+        }
+
+        if (kind == EnvelopeKind.Group && count is not (1 or 2))
+        {
+            throw new EnvelopeFormatException("A group envelope must list the group id and at most one excluded user.");
         }
 
         // Each recipient takes at least one byte, so a count larger than what remains is a lie: reject it before allocating.

@@ -85,7 +85,35 @@ internal sealed class RedisKeyspace
         SharedDeadLetters = (RedisKey)("{" + _dispatchPrefix + ":shared}:dead");
         DispatcherMembers = (RedisKey)("{" + _dispatchPrefix + "}:members");
         DispatcherWakeChannel = Channel(Encoding.UTF8.GetBytes(_dispatchPrefix + ":wake"));
+
+        _groupMembersPrefix = Encoding.UTF8.GetBytes("{" + keyPrefix + ":g:");
+        _userGroupsPrefix = Encoding.UTF8.GetBytes("{" + keyPrefix + ":gu:");
+        _groupChannelPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":g:ch:");
+        _groupAckPrefix = Encoding.UTF8.GetBytes(keyPrefix + ":g:ack:");
+        GroupChangesChannel = Channel(Encoding.UTF8.GetBytes(keyPrefix + ":g:changes"));
     }
+
+    // Groups: {P:g:<group>}:members (set of users) and {P:gu:<user>}:groups (set of groups), each in its own slot;
+    // P:g:ch:<group> carries a group's envelopes, P:g:changes joins and leaves, P:g:ack:<node> their acknowledgements.
+    private readonly byte[] _groupMembersPrefix;
+    private readonly byte[] _userGroupsPrefix;
+    private readonly byte[] _groupChannelPrefix;
+    private readonly byte[] _groupAckPrefix;
+
+    /// <summary>The set of one group's members, in the group's own slot.</summary>
+    public RedisKey GroupMembers(string groupId) => Concat(_groupMembersPrefix, groupId, "}:members"u8, nameof(groupId));
+
+    /// <summary>The set of the groups one user belongs to, in the user's own slot.</summary>
+    public RedisKey UserGroups(string userId) => Concat(_userGroupsPrefix, userId, "}:groups"u8, nameof(userId));
+
+    /// <summary>The channel of one group's envelopes: subscribed only by nodes hosting at least one member.</summary>
+    public RedisChannel GroupChannel(string groupId) => Channel(Concat(_groupChannelPrefix, groupId, nameof(groupId)));
+
+    /// <summary>The channel every node subscribes to for group joins and leaves.</summary>
+    public RedisChannel GroupChangesChannel { get; }
+
+    /// <summary>The channel on which one node receives acknowledgements of the membership changes it announced.</summary>
+    public RedisChannel GroupAckChannel(string nodeId) => Channel(Concat(_groupAckPrefix, nodeId, nameof(nodeId)));
 
     private readonly string _dispatchPrefix;
 
@@ -165,6 +193,15 @@ internal sealed class RedisKeyspace
     }
 
     private RedisChannel Channel(byte[] name) => _sharded ? RedisChannel.Sharded(name) : RedisChannel.Literal(name);
+
+    private static byte[] Concat(byte[] prefix, string id, ReadOnlySpan<byte> suffix, string paramName)
+    {
+        var head = Concat(prefix, id, paramName);
+        var key = new byte[head.Length + suffix.Length];
+        head.CopyTo(key, 0);
+        suffix.CopyTo(key.AsSpan(head.Length));
+        return key;
+    }
 
     private static byte[] Concat(byte[] prefix, string id, string paramName)
     {

@@ -101,7 +101,7 @@ public sealed class EnvelopeCodecTests
     [InlineData(0, 0x00)]
     [InlineData(0, 0x7B)] // a JSON message published on the channel by someone else
     [InlineData(2, 0x00)]
-    [InlineData(2, 0x03)]
+    [InlineData(2, 0x04)]
     [InlineData(2, 0xFF)]
     public void Decode_BadMagicOrKind_Throws(int index, byte value)
     {

@@ -1,0 +1,71 @@
+namespace ChatScale.Groups;
+
+/// <summary>
+/// Named groups of users (a conversation's participants, a channel's subscribers) kept by the backplane, so membership
+/// survives reconnects, node moves and node restarts; and publishing one payload to every online member of a group.
+/// </summary>
+/// <remarks>
+/// <para>Membership is by user, not by connection: every connection of a member, on any node, receives the group's
+/// messages, including connections opened after the user was added and connections that were already open.</para>
+/// <para><b>Cost.</b> A publish costs the same backplane work whatever the group's size: the member list is never
+/// loaded or sent per message. The same at-most-once guarantee and per-publisher ordering as
+/// <see cref="IMessageBroadcaster"/> apply.</para>
+/// <para>Group and user ids are non-empty, well-formed strings of at most 1,024 UTF-8 bytes
+/// (<see cref="Backplane.EnvelopeCodec.CanEncodeUserId"/>).</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// await groups.AddToGroupAsync("room:lobby", "alice", ct);
+/// var result = await groups.PublishToGroupAsync("room:lobby", """{"text":"hi"}"""u8.ToArray(), exceptUserId: "bob", ct);
+/// var page = await groups.GetMembersAsync("room:lobby", cursor: null, count: 100, ct);
+/// </code>
+/// </example>
+public interface IGroupManager
+{
+    /// <summary>Adds <paramref name="userId"/> to <paramref name="groupId"/>; takes effect at once for the user's open connections.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns><see langword="true"/> when the user was not a member before.</returns>
+    ValueTask<bool> AddToGroupAsync(string groupId, string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes <paramref name="userId"/> from <paramref name="groupId"/>; the user's connections stop receiving the group's messages.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns><see langword="true"/> when the user was a member.</returns>
+    ValueTask<bool> RemoveFromGroupAsync(string groupId, string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads one page of the group's members (online or not), for example to send push notifications.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="cursor">The <see cref="GroupMembersPage.NextCursor"/> of the previous page, or <see langword="null"/> to start.</param>
+    /// <param name="count">About how many members to return (a hint; a page may hold more or fewer).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The page. A member present for the whole scan is returned at least once.</returns>
+    ValueTask<GroupMembersPage> GetMembersAsync(string groupId, string? cursor = null, int count = 100, CancellationToken cancellationToken = default);
+
+    /// <summary>Counts the group's members (online or not), without reading them.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The number of members.</returns>
+    ValueTask<long> CountMembersAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>The groups <paramref name="userId"/> belongs to.</summary>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The group ids, in no particular order.</returns>
+    ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Publishes <paramref name="payload"/> to every connection of every online member of <paramref name="groupId"/>.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="payload">The frame, serialized once by the caller and shared by every recipient (do not modify it afterwards).</param>
+    /// <param name="exceptUserId">A member not to deliver to (typically the sender), or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels the publish (not deliveries already handed over).</param>
+    /// <returns>
+    /// The message id and <see cref="PublishResult.TargetedNodes"/>: how many nodes hosting a member received it.
+    /// <see cref="PublishResult.OfflineUsers"/> is always empty: finding offline members would cost a member scan per
+    /// message; page through <see cref="GetMembersAsync"/> when they are needed.
+    /// </returns>
+    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached; nothing was published.</exception>
+    ValueTask<PublishResult> PublishToGroupAsync(string groupId, ReadOnlyMemory<byte> payload, string? exceptUserId = null, CancellationToken cancellationToken = default);
+}

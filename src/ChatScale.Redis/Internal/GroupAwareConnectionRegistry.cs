@@ -1,0 +1,45 @@
+namespace ChatScale.Redis.Internal;
+
+/// <summary>
+/// Wraps the presence registry so <see cref="GroupNode"/> learns when a user's first connection on this node
+/// registers and their last one leaves (no public event exposes that). Every call is forwarded unchanged; a register
+/// returns only once the user's groups are subscribed here, so the group's next message reaches the new connection.
+/// </summary>
+internal sealed class GroupAwareConnectionRegistry(IConnectionRegistry inner, GroupNode groups) : IConnectionRegistry
+{
+    public async ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
+    {
+        await inner.RegisterAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (string.Equals(connection.NodeId, groups.NodeId, StringComparison.Ordinal))
+        {
+            await groups.UserConnectedAsync(connection.UserId, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await inner.UnregisterAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (string.Equals(connection.NodeId, groups.NodeId, StringComparison.Ordinal))
+            {
+                await groups.UserDisconnectedAsync(connection.UserId).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public ValueTask<PresenceLookup> LocateAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+        => inner.LocateAsync(userIds, cancellationToken);
+
+    public ValueTask<int> GetConnectionCountAsync(string userId, CancellationToken cancellationToken = default)
+        => inner.GetConnectionCountAsync(userId, cancellationToken);
+
+    public ValueTask HeartbeatAsync(string nodeId, CancellationToken cancellationToken = default)
+        => inner.HeartbeatAsync(nodeId, cancellationToken);
+
+    public ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
+        => inner.RemoveNodeAsync(nodeId, cancellationToken);
+}

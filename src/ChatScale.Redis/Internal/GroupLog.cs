@@ -1,0 +1,22 @@
+using Microsoft.Extensions.Logging;
+
+namespace ChatScale.Redis.Internal;
+
+/// <summary>The log messages of Redis groups (event ids 27xx).</summary>
+internal static partial class GroupLog
+{
+    [LoggerMessage(2700, LogLevel.Debug, "Node {NodeId} subscribed to group {GroupId} ({Members} local members).")]
+    public static partial void Subscribed(ILogger logger, string nodeId, string groupId, int members);
+
+    [LoggerMessage(2701, LogLevel.Debug, "Node {NodeId} unsubscribed from group {GroupId} (no local member left).")]
+    public static partial void Unsubscribed(ILogger logger, string nodeId, string groupId);
+
+    [LoggerMessage(2702, LogLevel.Warning, "A malformed group message of {Length} bytes on {Channel} was dropped.")]
+    public static partial void Malformed(ILogger logger, Exception exception, string channel, int length);
+
+    [LoggerMessage(2703, LogLevel.Warning, "Updating group subscriptions of node {NodeId} failed; membership of its users may be stale until they reconnect.")]
+    public static partial void UpdateFailed(ILogger logger, Exception exception, string nodeId);
+
+    [LoggerMessage(2704, LogLevel.Debug, "Membership change {ChangeId} was not acknowledged by {Missing} node(s) within {Timeout}.")]
+    public static partial void AckTimedOut(ILogger logger, Guid changeId, int missing, TimeSpan timeout);
+}

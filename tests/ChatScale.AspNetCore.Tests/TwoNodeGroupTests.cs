@@ -1,0 +1,205 @@
+using System.Net.WebSockets;
+using System.Text;
+using ChatScale.AspNetCore.Tests.Infrastructure;
+using ChatScale.Groups;
+using ChatScale.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace ChatScale.AspNetCore.Tests;
+
+/// <summary>Groups across two real Kestrel nodes sharing one real redis-server, with real WebSocket clients.</summary>
+[Collection(RedisCollection.Name)]
+public sealed class TwoNodeGroupRedisTests(RedisFixture redis) : TwoNodeGroupTests
+{
+    protected override string ConnectionString => redis.ConnectionString;
+
+    protected override bool Sharded => false;
+
+    protected override async Task<IConnectionMultiplexer> ConnectAsync() => await redis.ConnectAsync(allowAdmin: true);
+}
+
+/// <summary>The same group tests on a local three-master Redis Cluster with sharded pub/sub (keys spread, no CROSSSLOT).</summary>
+[Collection(RedisClusterCollection.Name)]
+public sealed class TwoNodeGroupRedisClusterTests(RedisClusterFixture cluster) : TwoNodeGroupTests
+{
+    protected override string ConnectionString => cluster.ConnectionString;
+
+    protected override bool Sharded => true;
+
+    protected override async Task<IConnectionMultiplexer> ConnectAsync() => await cluster.ConnectAsync(allowAdmin: true);
+}
+
+/// <summary>Group membership and publishing across two nodes.</summary>
+public abstract class TwoNodeGroupTests
+{
+    protected abstract string ConnectionString { get; }
+
+    protected abstract bool Sharded { get; }
+
+    protected abstract Task<IConnectionMultiplexer> ConnectAsync();
+
+    private static ReadOnlyMemory<byte> Json(string json) => Encoding.UTF8.GetBytes(json);
+
+    [Fact]
+    public async Task A_user_added_while_connected_on_node_2_receives_the_next_group_message()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        using var bob = await node2.ConnectAsync("bob");
+
+        Assert.True(await Groups(node1).AddToGroupAsync("lobby", "bob"));
+        var result = await Groups(node1).PublishToGroupAsync("lobby", Json("""{"n":1}"""));
+
+        Assert.Equal(1, result.TargetedNodes);
+        Assert.Equal("""{"n":1}""", await bob.ReceiveTextAsync());
+        Assert.Equal(["lobby"], await Groups(node2).GetGroupsAsync("bob"));
+        Assert.Equal(1, await Groups(node2).CountMembersAsync("lobby"));
+    }
+
+    [Fact]
+    public async Task Removal_stops_delivery_to_open_connections_at_once()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        await Groups(node1).AddToGroupAsync("lobby", "bob");
+        using var bob = await node2.ConnectAsync("bob");
+        await Groups(node1).PublishToGroupAsync("lobby", Json("""{"n":1}"""));
+        Assert.Equal("""{"n":1}""", await bob.ReceiveTextAsync());
+
+        Assert.True(await Groups(node1).RemoveFromGroupAsync("lobby", "bob"));
+        var result = await Groups(node1).PublishToGroupAsync("lobby", Json("""{"n":2}"""));
+        await node1.Broadcaster.PublishAsync(["bob"], Json("""{"direct":true}"""));
+
+        // The next frame Bob sees is the direct one: the group message after his removal never reached him.
+        Assert.Equal("""{"direct":true}""", await bob.ReceiveTextAsync());
+        Assert.Equal(0, result.TargetedNodes);
+        Assert.Empty(await Groups(node2).GetGroupsAsync("bob"));
+    }
+
+    [Fact]
+    public async Task A_reconnect_to_the_other_node_keeps_membership_and_the_excluded_user_is_skipped()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        using var alice = await node1.ConnectAsync("alice");
+        var bob = await node2.ConnectAsync("bob");
+        await Groups(node2).AddToGroupAsync("lobby", "bob");
+        await Groups(node2).AddToGroupAsync("lobby", "alice");
+
+        await bob.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "moving", CancellationToken.None);
+        bob.Dispose();
+        await Poll.UntilAsync(async () => await node1.Registry.GetConnectionCountAsync("bob") == 0, "Bob's first connection unregisters");
+        using var bobAgain = await node1.ConnectAsync("bob");
+
+        var result = await Groups(node2).PublishToGroupAsync("lobby", Json("""{"from":"alice"}"""), exceptUserId: "alice");
+        await node2.Broadcaster.PublishAsync(["alice"], Json("""{"direct":true}"""));
+
+        Assert.Equal(1, result.TargetedNodes); // Only node 1 hosts members now.
+        Assert.Equal("""{"from":"alice"}""", await bobAgain.ReceiveTextAsync());
+        Assert.Equal("""{"direct":true}""", await alice.ReceiveTextAsync());
+    }
+
+    [Fact]
+    public async Task A_large_group_reaches_every_online_member_once_with_one_publish_per_message()
+    {
+        const int Members = 3_000;
+        const int OnlinePerNode = 5;
+        const int Messages = 10;
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        var users = Enumerable.Range(0, Members).Select(i => $"member-{i}").ToArray();
+        var online = new List<ClientWebSocket>();
+        try
+        {
+            for (var i = 0; i < OnlinePerNode * 2; i++)
+            {
+                online.Add(await (i % 2 == 0 ? node1 : node2).ConnectAsync(users[i]));
+            }
+
+            foreach (var chunk in users.Chunk(200))
+            {
+                await Task.WhenAll(chunk.Select(u => Groups(node1).AddToGroupAsync("big", u).AsTask()));
+            }
+
+            Assert.Equal(Members, await Groups(node2).CountMembersAsync("big"));
+            using var observer = await ConnectAsync();
+            var envelopes = new List<int>();
+            var channel = Sharded ? RedisChannel.Sharded(prefix + ":g:ch:big") : RedisChannel.Literal(prefix + ":g:ch:big");
+            var queue = await observer.GetSubscriber().SubscribeAsync(channel);
+            queue.OnMessage(m =>
+            {
+                lock (envelopes)
+                {
+                    envelopes.Add(((byte[])m.Message!).Length);
+                }
+            });
+
+            var servers = observer.GetServers().Where(s => !s.IsReplica).ToArray();
+            var before = await CommandStats.SnapshotAsync(servers);
+            var payload = Json("""{"text":"hello everyone","padding":"0123456789012345678901234567890123456789"}""");
+            for (var n = 0; n < Messages; n++)
+            {
+                var result = await Groups(n % 2 == 0 ? node1 : node2).PublishToGroupAsync("big", payload);
+                Assert.Equal(3, result.TargetedNodes); // both nodes and the observer
+            }
+
+            var after = await CommandStats.SnapshotAsync(servers);
+            var delta = CommandStats.Delta(before, after);
+            var publishes = delta.GetValueOrDefault("publish") + delta.GetValueOrDefault("spublish");
+            Assert.True(publishes <= 2 * Messages, $"{publishes} PUBLISH/SPUBLISH for {Messages} messages: {CommandStats.Format(delta)}");
+
+            // Each online member gets each message exactly once: after the ten group frames the next is a direct one.
+            await node1.Broadcaster.PublishAsync(users[..(OnlinePerNode * 2)], Json("""{"end":true}"""));
+            foreach (var client in online)
+            {
+                for (var n = 0; n < Messages; n++)
+                {
+                    Assert.Equal(Encoding.UTF8.GetString(payload.Span), await client.ReceiveTextAsync());
+                }
+
+                Assert.Equal("""{"end":true}""", await client.ReceiveTextAsync());
+            }
+
+            await Poll.UntilAsync(
+                () =>
+                {
+                    lock (envelopes)
+                    {
+                        return envelopes.Count == Messages;
+                    }
+                },
+                "the observer saw every envelope");
+
+            // The envelope carries the payload, the group id and the origin node: no member list.
+            var header = 3 + 1 + node1.NodeId.Length + 16 + 1 + 1 + "big".Length + 5;
+            lock (envelopes)
+            {
+                Assert.All(envelopes, length => Assert.True(length <= payload.Length + header, $"envelope of {length} bytes for a {payload.Length}-byte payload"));
+            }
+        }
+        finally
+        {
+            foreach (var client in online)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private static IGroupManager Groups(TestNode node) => node.Services.GetRequiredService<IGroupManager>();
+
+    private Task<TestNode> StartNodeAsync(string prefix)
+        => TestNode.StartAsync(
+            o => (o.HeartbeatInterval, o.PresenceTimeout) = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2)),
+            b => b.Services.AddChatScale().AddRedis(o =>
+            {
+                o.ConnectionString = ConnectionString;
+                o.KeyPrefix = prefix;
+                o.UseShardedPubSub = Sharded;
+            }));
+}
