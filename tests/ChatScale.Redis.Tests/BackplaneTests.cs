@@ -182,6 +182,26 @@ public sealed class BackplaneTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task GroupEnvelopeOnANodeChannel_IsCountedMalformed_AndNeverReachesAUserNamedLikeTheGroup()
+    {
+        var prefix = RedisFixture.UniquePrefix("group-on-node");
+        await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
+        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b");
+        var bob = await b.ConnectAsync("bob");
+        var bobChannel = StackExchange.Redis.RedisChannel.Literal($"{prefix}:bp:node:node-b");
+
+        // Well formed, but a group envelope for group "bob": only group channels may carry that kind.
+        var forged = ChatScale.Backplane.EnvelopeCodec.Encode(ChatScale.Backplane.EnvelopeKind.Group, "node-a", Guid.NewGuid(), ["bob"], "forged"u8);
+        Assert.Equal(1, await a.Multiplexer.GetSubscriber().PublishAsync(bobChannel, forged));
+        await a.PublishAsync("real", "bob");
+
+        await bob.WaitForAsync(1);
+        Assert.Equal(["real"], bob.Frames);
+        Assert.Equal(1, b.MalformedCount);
+        Assert.Equal(1, b.LogCount(2003));
+    }
+
+    [Fact]
     public async Task SubscriptionQueueCompleted_ListenerSubscribesAgain_Closes1012_AndLaterMessagesArrive()
     {
         var prefix = RedisFixture.UniquePrefix("requeue");

@@ -208,6 +208,12 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         try
         {
             envelope = EnvelopeCodec.Decode(data, _maxPayloadBytes);
+            if (envelope.Kind == EnvelopeKind.Group)
+            {
+                // Group envelopes travel only on group channels (GroupNode resolves their members); delivered here, the
+                // group id would be taken for a user id and reach a user named like the group.
+                throw new EnvelopeFormatException("A group envelope arrived on a node or all-nodes channel.");
+            }
         }
         catch (EnvelopeFormatException ex)
         {
