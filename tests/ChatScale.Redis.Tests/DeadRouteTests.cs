@@ -1,4 +1,3 @@
-using System.Net;
 using ChatScale.Connections;
 using ChatScale.Redis.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,6 +1,5 @@
-using System.Net;
 using ChatScale.Redis.Tests.Infrastructure;
-using StackExchange.Redis;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatScale.Redis.Tests;
 
@@ -28,7 +27,7 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
             () => a.Registry.RegisterAsync(new ConnectionRegistration($"c{i}", u, "node-a")).AsTask())));
         Assert.All(failures, f => Assert.Contains("may or may not have run", f.Message, StringComparison.Ordinal));
         Assert.Equal(20, (await observer.Registry.LocateAsync(users)).UsersByNode["node-a"].Count); // they did run
-        Assert.Equal(20, ((RedisConnectionRegistry)a.Registry).UnconfirmedCount("node-a"));
+        Assert.Equal(20, a.Services.GetRequiredService<RedisConnectionRegistry>().UnconfirmedCount("node-a"));
         proxy.Release();
 
         // The callers gave up on those connections (no unregister). Within two heartbeats, Redis holds none of them.
@@ -40,7 +39,7 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
 
         Assert.Equal(users.Length, (await observer.Registry.LocateAsync(users)).OfflineUsers.Count);
         Assert.Equal(0, await PresenceKeys.NodeEntriesAsync(observer.Multiplexer, prefix, "node-a"));
-        Assert.Equal(0, ((RedisConnectionRegistry)a.Registry).UnconfirmedCount("node-a"));
+        Assert.Equal(0, a.Services.GetRequiredService<RedisConnectionRegistry>().UnconfirmedCount("node-a"));
     }
 
     [Fact]
@@ -70,7 +69,7 @@ public sealed class UnconfirmedPresenceTests(RedisFixture redis)
 
         Assert.Equal(0, await observer.Registry.GetConnectionCountAsync("alice"));
         Assert.Equal(1, await observer.Registry.GetConnectionCountAsync("bob"));
-        Assert.Equal(0, ((RedisConnectionRegistry)a.Registry).UnconfirmedCount("node-a"));
+        Assert.Equal(0, a.Services.GetRequiredService<RedisConnectionRegistry>().UnconfirmedCount("node-a"));
     }
 
     [Fact]
