@@ -166,18 +166,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         }
 
         Execute(batch, reads, refresh, "presence lookup");
-        await ReadAsync(reads, refresh, "presence lookup", cancellationToken).ConfigureAwait(false);
-        var answeredAt = Stopwatch.GetTimestamp();
-        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
-
-        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
-        if (Judge(reads, snapshot, states))
-        {
-            // A node unknown to this process's copy, or dead by it: ask Redis again before calling its users offline.
-            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
-            states.Clear();
-            Judge(reads, snapshot, states);
-        }
+        var states = await ReadAndJudgeAsync(reads, refresh, snapshot, "presence lookup", cancellationToken).ConfigureAwait(false);
 
         var byNode = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         List<string>? offline = null;
@@ -228,16 +217,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         var snapshot = _liveness.Current(out var stale);
         var refresh = stale ? _liveness.RefreshStaleAsync(cancellationToken) : null;
         Task<RedisValue[]>[] reads = [Database.HashValuesAsync(key)];
-        await ReadAsync(reads, refresh, "connection count", cancellationToken).ConfigureAwait(false);
-        var answeredAt = Stopwatch.GetTimestamp();
-        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
-        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
-        if (Judge(reads, snapshot, states))
-        {
-            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
-            states.Clear();
-            Judge(reads, snapshot, states);
-        }
+        var states = await ReadAndJudgeAsync(reads, refresh, snapshot, "connection count", cancellationToken).ConfigureAwait(false);
 
         var count = 0;
         foreach (var value in reads[0].Result)
@@ -385,6 +365,28 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         }
 
         return removed;
+    }
+
+    /// <summary>
+    /// Waits for the presence reads (and the liveness refresh under way, if any), then judges the node of every entry.
+    /// A node unknown to this process's copy, or dead by it, makes it ask Redis again before its users are called
+    /// offline.
+    /// </summary>
+    private async Task<Dictionary<string, NodeLiveness.State>> ReadAndJudgeAsync(
+        Task<RedisValue[]>[] reads, Task<NodeLiveness.Snapshot>? refresh, NodeLiveness.Snapshot? snapshot, string what, CancellationToken cancellationToken)
+    {
+        await ReadAsync(reads, refresh, what, cancellationToken).ConfigureAwait(false);
+        var answeredAt = Stopwatch.GetTimestamp();
+        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
+        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
+        if (Judge(reads, snapshot, states))
+        {
+            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
+            states.Clear();
+            Judge(reads, snapshot, states);
+        }
+
+        return states;
     }
 
     // Judges every node named in the replies; true if one is unknown to the snapshot or dead by it. Either verdict is
