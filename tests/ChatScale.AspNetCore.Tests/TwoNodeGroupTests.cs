@@ -104,6 +104,34 @@ public abstract class TwoNodeGroupTests
     }
 
     [Fact]
+    public async Task Online_members_are_counted_across_both_nodes_once_each_and_the_count_follows_disconnects()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        foreach (var user in new[] { "alice", "bob", "carol", "dave", "erin" })
+        {
+            await Groups(node1).AddToGroupAsync("team", user);
+        }
+
+        using var alice = await node1.ConnectAsync("alice");
+        var bob = await node2.ConnectAsync("bob");
+        using var carolOnNode1 = await node1.ConnectAsync("carol");
+        using var carolOnNode2 = await node2.ConnectAsync("carol");
+        using var mallory = await node2.ConnectAsync("mallory"); // online, not a member
+
+        Assert.Equal(5, await Groups(node2).CountMembersAsync("team"));
+        Assert.Equal(3, await Groups(node2).CountOnlineMembersAsync("team"));
+        Assert.Equal(0, await Groups(node1).CountOnlineMembersAsync("nobody-here"));
+
+        await bob.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+        bob.Dispose();
+        await Poll.UntilAsync(async () => await node1.Registry.GetConnectionCountAsync("bob") == 0, "Bob's connection unregisters");
+
+        Assert.Equal(2, await Groups(node1).CountOnlineMembersAsync("team"));
+    }
+
+    [Fact]
     public async Task A_large_group_reaches_every_online_member_once_with_one_publish_per_message()
     {
         const int Members = 3_000;

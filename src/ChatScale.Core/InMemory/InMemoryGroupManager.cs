@@ -144,6 +144,24 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
     }
 
     /// <inheritdoc />
+    public ValueTask<long> CountOnlineMembersAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        GroupIds.Check(groupId, nameof(groupId));
+        cancellationToken.ThrowIfCancellationRequested();
+        var members = Snapshot(groupId);
+        var online = 0L;
+        foreach (var member in members)
+        {
+            if (_connections.IsConnected(member))
+            {
+                online++;
+            }
+        }
+
+        return ValueTask.FromResult(online);
+    }
+
+    /// <inheritdoc />
     public ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default)
     {
         GroupIds.Check(userId, nameof(userId));
@@ -159,19 +177,7 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
     {
         GroupIds.Check(groupId, nameof(groupId));
         cancellationToken.ThrowIfCancellationRequested();
-        string[] members;
-        lock (_gate)
-        {
-            if (!_groups.TryGetValue(groupId, out var group))
-            {
-                members = [];
-            }
-            else
-            {
-                members = group.Snapshot ??= [.. group.Members];
-            }
-        }
-
+        var members = Snapshot(groupId);
         var recipients = members;
         if (exceptUserId is not null && Array.IndexOf(members, exceptUserId) >= 0)
         {
@@ -185,6 +191,15 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _metrics.Dispose();
+
+    // The group's members as an immutable array, rebuilt only after a change: read without copying.
+    private string[] Snapshot(string groupId)
+    {
+        lock (_gate)
+        {
+            return _groups.TryGetValue(groupId, out var group) ? group.Snapshot ??= [.. group.Members] : [];
+        }
+    }
 
     private sealed class Group
     {

@@ -18,11 +18,15 @@ namespace ChatScale.Redis.Internal;
 /// written first and is the truth for listing and counting), a presence lookup of the user, one <c>PUBLISH</c> of the
 /// change and a wait (bounded by <see cref="AckTimeout"/>) for the acknowledgement of each node hosting the user.
 /// A publish is one command whatever the group's size; its envelope holds the payload, the group id and the optional
-/// excluded user. Listing is <c>SSCAN</c>, counting <c>SCARD</c>.
+/// excluded user. Listing is <c>SSCAN</c>, counting <c>SCARD</c>; counting online members pages through the set and
+/// looks each page up in presence (cost proportional to the group's size).
 /// </remarks>
 internal sealed class RedisGroupManager : IGroupManager, IDisposable
 {
     internal static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(5);
+
+    // Members read per SSCAN when counting online members: one presence lookup of this many users per page.
+    private const int OnlineCountPage = 1000;
 
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly IConnectionRegistry _registry;
@@ -73,6 +77,32 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
     {
         Check(groupId, nameof(groupId));
         return await Run(() => _multiplexer.GetDatabase().SetLengthAsync(_node.Keys.GroupMembers(groupId)), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<long> CountOnlineMembersAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+
+        // SSCAN may return a member twice (the set rehashing mid-scan): count distinct online users.
+        var online = new HashSet<string>(StringComparer.Ordinal);
+        string? cursor = null;
+        do
+        {
+            var page = await GetMembersAsync(groupId, cursor, OnlineCountPage, cancellationToken).ConfigureAwait(false);
+            if (page.Members.Count > 0)
+            {
+                var presence = await _registry.LocateAsync(page.Members, cancellationToken).ConfigureAwait(false);
+                foreach (var users in presence.UsersByNode.Values)
+                {
+                    online.UnionWith(users);
+                }
+            }
+
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+
+        return online.Count;
     }
 
     public async ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default)

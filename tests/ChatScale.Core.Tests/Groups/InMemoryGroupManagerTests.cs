@@ -105,6 +105,31 @@ public sealed class InMemoryGroupManagerTests
     }
 
     [Fact]
+    public async Task CountOnlineMembersAsync_counts_members_with_a_connection_once_each_and_follows_disconnects()
+    {
+        using var connections = new LocalConnections(Opts.Create());
+        using var groups = new InMemoryGroupManager(connections);
+        foreach (var user in new[] { "alice", "bob", "carol" })
+        {
+            await groups.AddToGroupAsync("room", user);
+        }
+
+        connections.Add("alice", new RecordingTransport());
+        var bob = connections.Add("bob", new RecordingTransport());
+        connections.Add("bob", new RecordingTransport());
+        connections.Add("mallory", new RecordingTransport()); // online, not a member
+
+        Assert.Equal(3, await groups.CountMembersAsync("room"));
+        Assert.Equal(2, await groups.CountOnlineMembersAsync("room"));
+        Assert.Equal(0, await groups.CountOnlineMembersAsync("empty"));
+
+        await groups.RemoveFromGroupAsync("room", "alice");
+        bob.Abort(); // leaves the node's connections at once
+
+        Assert.Equal(1, await groups.CountOnlineMembersAsync("room")); // Bob's second connection is still open.
+    }
+
+    [Fact]
     public async Task Invalid_ids_are_rejected_naming_the_argument()
     {
         using var connections = new LocalConnections(Opts.Create());
