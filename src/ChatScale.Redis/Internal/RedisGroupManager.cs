@@ -160,7 +160,7 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         // Tell the nodes hosting the user, and wait until each has applied it: the group's next message follows the change.
         var presence = await _registry.LocateAsync([userId], cancellationToken).ConfigureAwait(false);
         var change = new GroupChange(joined, Guid.CreateVersion7(), _node.NodeId, groupId, userId);
-        var waiter = presence.UsersByNode.Count > 0 ? _node.ExpectAcks(change.ChangeId, presence.UsersByNode.Count) : null;
+        var waiter = presence.UsersByNode.Count > 0 ? _node.ExpectAcks(change.ChangeId, presence.UsersByNode.Keys) : null;
         try
         {
             await Run(() => _multiplexer.GetSubscriber().PublishAsync(_node.Keys.GroupChangesChannel, change.Encode()), cancellationToken).ConfigureAwait(false);
