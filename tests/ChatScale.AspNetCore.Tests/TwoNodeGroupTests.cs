@@ -132,6 +132,49 @@ public abstract class TwoNodeGroupTests
     }
 
     [Fact]
+    public async Task A_connection_added_on_its_own_receives_the_group_until_it_closes_and_its_node_then_unsubscribes()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        using var dave = await node1.ConnectAsync("dave");
+        var conversationTab = await node2.ConnectAsync("carol");
+        var tabId = Assert.Single(node2.Connections.GetConnections("carol")).ConnectionId;
+        using var otherTab = await node2.ConnectAsync("carol");
+        await Groups(node1).AddToGroupAsync("conversation", "dave");
+
+        Assert.False(await Groups(node1).AddConnectionToGroupAsync("conversation", tabId)); // held by node 2
+        Assert.True(await Groups(node2).AddConnectionToGroupAsync("conversation", tabId));
+        var result = await Groups(node1).PublishToGroupAsync("conversation", Json("""{"n":1}"""));
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":1}"""));
+
+        Assert.Equal(2, result.TargetedNodes);
+        Assert.Equal("""{"n":1}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":1}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":1}""", await otherTab.ReceiveTextAsync()); // Carol's other tab is not in the group
+        Assert.Equal(1, await Groups(node2).CountMembersAsync("conversation"));
+
+        // Carol joins as a user too: each of her connections gets the next message once.
+        await Groups(node1).AddToGroupAsync("conversation", "carol");
+        await Groups(node1).PublishToGroupAsync("conversation", Json("""{"n":2}"""));
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":2}"""));
+        Assert.Equal("""{"n":2}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":2}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"n":2}""", await otherTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":2}""", await otherTab.ReceiveTextAsync());
+        await Groups(node1).RemoveFromGroupAsync("conversation", "carol");
+
+        // The tab closes: node 2 no longer hosts anyone in the group and stops claiming its messages.
+        await conversationTab.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "page closed", CancellationToken.None);
+        conversationTab.Dispose();
+        await Poll.UntilAsync(
+            async () => (await Groups(node1).PublishToGroupAsync("conversation", Json("""{"probe":true}"""))).TargetedNodes == 1,
+            "node 2 unsubscribes from the group");
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":3}"""));
+        Assert.Equal("""{"direct":3}""", await otherTab.ReceiveTextAsync());
+    }
+
+    [Fact]
     public async Task A_10000_member_group_reaches_every_online_member_on_both_nodes_once_with_one_publish_per_message()
     {
         const int Members = 10_000;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ChatScale.Backplane;
 using ChatScale.Connections;
+using ChatScale.Groups;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -34,7 +35,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _subscriptions = new(1, 1);
     private readonly Dictionary<string, LocalUser> _users = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _connectionUsers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LocalConnection> _localConnections = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LocalGroup> _groups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, AckWaiter> _waiters = new();
     private ChannelMessageQueue? _changes;
@@ -164,7 +165,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     {
         lock (_gate)
         {
-            if (!_connectionUsers.TryAdd(connection.ConnectionId, connection.UserId))
+            if (!_localConnections.TryAdd(connection.ConnectionId, new LocalConnection(connection.UserId)))
             {
                 return;
             }
@@ -213,33 +214,89 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     /// <summary>The connection left this node (or never registered): after the user's last one, forget their groups and unsubscribe from emptied ones. Idempotent.</summary>
     public async ValueTask ConnectionClosedAsync(ConnectionRegistration connection)
     {
-        List<string>? changed = null;
+        var changed = new List<string>();
         lock (_gate)
         {
-            if (!_connectionUsers.Remove(connection.ConnectionId, out var userId) || !_users.TryGetValue(userId, out var user))
+            if (!_localConnections.Remove(connection.ConnectionId, out var local))
             {
                 return;
             }
 
-            user.Connections.Remove(connection.ConnectionId);
-            if (user.Connections.Count > 0)
+            // Its connection-scoped groups end with it.
+            foreach (var groupId in local.Groups)
             {
-                return;
-            }
-
-            // A load still running sees the user gone and acknowledges the changes it kept.
-            _users.Remove(userId);
-            changed = [];
-            foreach (var groupId in user.Groups)
-            {
-                if (RemoveMember(groupId, userId))
+                if (_groups.TryGetValue(groupId, out var group) && group.Connections.Remove(connection.ConnectionId))
                 {
+                    group.Recipients = null;
                     changed.Add(groupId);
+                }
+            }
+
+            if (_users.TryGetValue(local.UserId, out var user))
+            {
+                user.Connections.Remove(connection.ConnectionId);
+                if (user.Connections.Count == 0)
+                {
+                    // A load still running sees the user gone and acknowledges the changes it kept.
+                    _users.Remove(local.UserId);
+                    foreach (var groupId in user.Groups)
+                    {
+                        if (RemoveMember(groupId, local.UserId))
+                        {
+                            changed.Add(groupId);
+                        }
+                    }
                 }
             }
         }
 
         await ReconcileAsync(changed).ConfigureAwait(false);
+    }
+
+    /// <summary>Adds one registered connection of this node to a group until it closes (connection-scoped membership).</summary>
+    public async ValueTask<bool> AddConnectionAsync(string groupId, string connectionId)
+    {
+        lock (_gate)
+        {
+            if (!_localConnections.TryGetValue(connectionId, out var local) || !_connections.TryGetConnection(connectionId, out var connection))
+            {
+                return false; // Not registered here, or closing.
+            }
+
+            if (!_groups.TryGetValue(groupId, out var group))
+            {
+                _groups[groupId] = group = new LocalGroup();
+            }
+
+            if (!group.Connections.TryAdd(connectionId, connection))
+            {
+                return false;
+            }
+
+            group.Recipients = null;
+            local.Groups.Add(groupId);
+        }
+
+        await ReconcileAsync([groupId]).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Removes a connection added by <see cref="AddConnectionAsync"/>.</summary>
+    public async ValueTask<bool> RemoveConnectionAsync(string groupId, string connectionId)
+    {
+        lock (_gate)
+        {
+            if (!_localConnections.TryGetValue(connectionId, out var local) || !local.Groups.Remove(groupId)
+                || !_groups.TryGetValue(groupId, out var group) || !group.Connections.Remove(connectionId))
+            {
+                return false;
+            }
+
+            group.Recipients = null;
+        }
+
+        await ReconcileAsync([groupId]).ConfigureAwait(false);
+        return true;
     }
 
     // Reads the user's groups, applies them and then the changes announced meanwhile (in order: a leave that raced the
@@ -400,7 +457,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return false;
         }
 
-        group.Snapshot = null;
+        group.Recipients = null;
         user.Groups.Add(groupId);
         return true;
     }
@@ -418,7 +475,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return false;
         }
 
-        group.Snapshot = null;
+        group.Recipients = null;
         return true;
     }
 
@@ -446,7 +503,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                         continue;
                     }
 
-                    members = group.Members.Count;
+                    members = group.Members.Count + group.Connections.Count;
                     wanted = members > 0;
                     queue = group.Queue;
                     if (!wanted && queue is null)
@@ -472,7 +529,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                     lock (_gate)
                     {
                         group.Queue = null;
-                        if (group.Members.Count == 0)
+                        if (group.IsEmpty)
                         {
                             _groups.Remove(groupId);
                         }
@@ -506,8 +563,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return;
         }
 
-        var except = envelope.RecipientCount == 2 ? envelope.Recipients[1] : null;
-        string[] members;
+        GroupRecipients recipients;
         lock (_gate)
         {
             if (!_groups.TryGetValue(groupId, out var group))
@@ -515,18 +571,10 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                 return;
             }
 
-            members = group.Snapshot ??= [.. group.Members];
+            recipients = group.Recipients ??= GroupRecipients.Create(group.Members, group.Connections.Values);
         }
 
-        if (except is not null && Array.IndexOf(members, except) >= 0)
-        {
-            members = Array.FindAll(members, m => !string.Equals(m, except, StringComparison.Ordinal));
-        }
-
-        if (members.Length > 0)
-        {
-            _connections.Deliver(members, envelope.Payload);
-        }
+        recipients.Deliver(_connections, envelope.Payload, envelope.RecipientCount == 2 ? envelope.Recipients[1] : null);
     }
 
     private sealed class LocalUser
@@ -543,13 +591,25 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
         public TaskCompletionSource Loaded { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    private sealed class LocalConnection(string userId)
+    {
+        public string UserId { get; } = userId;
+
+        // The groups this connection was added to on its own.
+        public HashSet<string> Groups { get; } = new(StringComparer.Ordinal);
+    }
+
     private sealed class LocalGroup
     {
         public HashSet<string> Members { get; } = new(StringComparer.Ordinal);
 
-        public string[]? Snapshot { get; set; }
+        public Dictionary<string, ClientConnection> Connections { get; } = new(StringComparer.Ordinal);
+
+        public GroupRecipients? Recipients { get; set; }
 
         public ChannelMessageQueue? Queue { get; set; }
+
+        public bool IsEmpty => Members.Count == 0 && Connections.Count == 0;
     }
 
     /// <summary>Completes when every node expected to apply a change has acknowledged it.</summary>

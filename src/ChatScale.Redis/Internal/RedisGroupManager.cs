@@ -19,7 +19,8 @@ namespace ChatScale.Redis.Internal;
 /// change and a wait (bounded by <see cref="AckTimeout"/>) for the acknowledgement of each node hosting the user.
 /// A publish is one command whatever the group's size; its envelope holds the payload, the group id and the optional
 /// excluded user. Listing is <c>SSCAN</c>, counting <c>SCARD</c>; counting online members pages through the set and
-/// looks each page up in presence (cost proportional to the group's size).
+/// looks each page up in presence (cost proportional to the group's size). A connection-scoped member is kept by its
+/// node alone: only that node's subscription to the group's channel is visible in Redis.
 /// </remarks>
 internal sealed class RedisGroupManager : IGroupManager, IDisposable
 {
@@ -133,6 +134,20 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         var receivers = await Run(() => _multiplexer.GetSubscriber().PublishAsync(_node.Keys.GroupChannel(groupId), envelope), cancellationToken).ConfigureAwait(false);
         _publishes.Add(1);
         return new PublishResult(messageId, (int)Math.Min(receivers, int.MaxValue), []);
+    }
+
+    public async ValueTask<bool> AddConnectionToGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return await Run(() => _node.AddConnectionAsync(groupId, connectionId).AsTask(), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<bool> RemoveConnectionFromGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return await Run(() => _node.RemoveConnectionAsync(groupId, connectionId).AsTask(), cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose()
