@@ -169,6 +169,13 @@ public sealed class LocalConnections : IDisposable
     /// <returns><see langword="true"/> when connected here.</returns>
     public bool IsConnected(string userId) => _byUser.TryGetValue(userId, out var entry) && entry.Items.Length > 0;
 
+    /// <summary>The open connection <paramref name="connectionId"/> of this node, if there is one.</summary>
+    /// <param name="connectionId">The connection's id.</param>
+    /// <param name="connection">The connection, when found.</param>
+    /// <returns><see langword="true"/> when this node holds it and it is not closing.</returns>
+    public bool TryGetConnection(string connectionId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ClientConnection? connection)
+        => _byId.TryGetValue(connectionId, out connection);
+
     /// <summary>The connections <paramref name="userId"/> has on this node (a snapshot).</summary>
     /// <param name="userId">The user.</param>
     /// <returns>The connections; empty when none.</returns>

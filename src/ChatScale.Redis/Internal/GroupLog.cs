@@ -19,4 +19,7 @@ internal static partial class GroupLog
 
     [LoggerMessage(2704, LogLevel.Debug, "Membership change {ChangeId} was not acknowledged by {Missing} node(s) within {Timeout}.")]
     public static partial void AckTimedOut(ILogger logger, Guid changeId, int missing, TimeSpan timeout);
+
+    [LoggerMessage(2705, LogLevel.Debug, "Membership change {ChangeId} of group {GroupId} is kept by node {NodeId} until the user's groups are loaded.")]
+    public static partial void ChangeKept(ILogger logger, Guid changeId, string groupId, string nodeId);
 }

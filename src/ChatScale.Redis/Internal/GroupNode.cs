@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ChatScale.Backplane;
 using ChatScale.Connections;
+using ChatScale.Groups;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -14,7 +15,8 @@ namespace ChatScale.Redis.Internal;
 /// </summary>
 /// <remarks>
 /// <para>A user's groups are read (one <c>SMEMBERS</c>) when their first connection registers here and forgotten when
-/// their last one leaves. A group's channel is subscribed while at least one local user is a member, so a publish
+/// their last one leaves; changes announced for the user while that read is in flight are kept and applied after it,
+/// so a leave racing the first connect cannot be undone by a reply read before it. A group's channel is subscribed while at least one local user is a member, so a publish
 /// reaches exactly the nodes hosting members, with one <c>PUBLISH</c> whatever the group's size. Joins and leaves
 /// are announced on one changes channel; the node hosting the user applies them (subscribing or unsubscribing at
 /// once) and acknowledges on the announcer's ack channel, so a join returns only once the user's nodes will deliver
@@ -32,8 +34,8 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _subscriptions = new(1, 1);
-    private readonly Dictionary<string, int> _localUsers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, HashSet<string>> _groupsOfUser = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LocalUser> _users = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LocalConnection> _localConnections = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LocalGroup> _groups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, AckWaiter> _waiters = new();
     private ChannelMessageQueue? _changes;
@@ -155,34 +157,95 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>The user's connection registered on this node: on the first one, load the user's groups and subscribe.</summary>
-    public async ValueTask UserConnectedAsync(string userId, CancellationToken cancellationToken)
+    /// <summary>
+    /// A connection of this node is about to register in presence: from now on, membership changes announced for its
+    /// user are kept (and applied once the user's groups are loaded) instead of being missed. Idempotent.
+    /// </summary>
+    public void ConnectionOpening(ConnectionRegistration connection)
     {
         lock (_gate)
         {
-            var count = _localUsers.GetValueOrDefault(userId);
-            _localUsers[userId] = count + 1;
-            if (count > 0)
+            if (!_localConnections.TryAdd(connection.ConnectionId, new LocalConnection(connection.UserId)))
             {
                 return;
             }
-        }
 
-        var groups = await _multiplexer.GetDatabase().SetMembersAsync(_keys.UserGroups(userId)).WaitAsync(cancellationToken).ConfigureAwait(false);
-        var changed = new List<string>(groups.Length);
-        lock (_gate)
-        {
-            if (!_localUsers.ContainsKey(userId))
+            if (!_users.TryGetValue(connection.UserId, out var user))
             {
-                return; // Gone again before its groups arrived.
+                _users[connection.UserId] = user = new LocalUser();
             }
 
-            foreach (var value in groups)
+            user.Connections.Add(connection.ConnectionId);
+        }
+    }
+
+    /// <summary>
+    /// The connection is registered in presence: the user's first registered connection here loads their groups (one
+    /// <c>SMEMBERS</c>, read after the registration so a join that presence did not route here is in it) and
+    /// subscribes; later ones wait for that. Returns once the group's next message will reach the connection.
+    /// </summary>
+    public async ValueTask ConnectionRegisteredAsync(ConnectionRegistration connection, CancellationToken cancellationToken)
+    {
+        LocalUser? user;
+        bool load;
+        Task loaded;
+        lock (_gate)
+        {
+            if (!_users.TryGetValue(connection.UserId, out user) || !user.Connections.Contains(connection.ConnectionId))
             {
-                var groupId = (string)value!;
-                if (AddLocal(groupId, userId))
+                return; // Closed again meanwhile.
+            }
+
+            load = !user.LoadStarted;
+            user.LoadStarted = true;
+            loaded = user.Loaded.Task; // this attempt's: completed (or failed) by the load that runs now
+        }
+
+        if (load)
+        {
+            await LoadAsync(connection.UserId, user, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await loaded.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The connection left this node (or never registered): after the user's last one, forget their groups and unsubscribe from emptied ones. Idempotent.</summary>
+    public async ValueTask ConnectionClosedAsync(ConnectionRegistration connection)
+    {
+        var changed = new List<string>();
+        lock (_gate)
+        {
+            if (!_localConnections.Remove(connection.ConnectionId, out var local))
+            {
+                return;
+            }
+
+            // Its connection-scoped groups end with it.
+            foreach (var groupId in local.Groups)
+            {
+                if (_groups.TryGetValue(groupId, out var group) && group.Connections.Remove(connection.ConnectionId))
                 {
+                    group.Recipients = null;
                     changed.Add(groupId);
+                }
+            }
+
+            if (_users.TryGetValue(local.UserId, out var user))
+            {
+                user.Connections.Remove(connection.ConnectionId);
+                if (user.Connections.Count == 0)
+                {
+                    // A load still running sees the user gone and acknowledges the changes it kept.
+                    _users.Remove(local.UserId);
+                    foreach (var groupId in user.Groups)
+                    {
+                        if (RemoveMember(groupId, local.UserId))
+                        {
+                            changed.Add(groupId);
+                        }
+                    }
                 }
             }
         }
@@ -190,45 +253,119 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
         await ReconcileAsync(changed).ConfigureAwait(false);
     }
 
-    /// <summary>The user's connection left this node: after the last one, forget the user's groups and unsubscribe from emptied ones.</summary>
-    public async ValueTask UserDisconnectedAsync(string userId)
+    /// <summary>Adds one registered connection of this node to a group until it closes (connection-scoped membership).</summary>
+    public async ValueTask<bool> AddConnectionAsync(string groupId, string connectionId)
     {
-        List<string>? changed = null;
         lock (_gate)
         {
-            if (!_localUsers.TryGetValue(userId, out var count))
+            if (!_localConnections.TryGetValue(connectionId, out var local) || !_connections.TryGetConnection(connectionId, out var connection))
             {
-                return;
+                return false; // Not registered here, or closing.
             }
 
-            if (count > 1)
+            if (!_groups.TryGetValue(groupId, out var group))
             {
-                _localUsers[userId] = count - 1;
-                return;
+                _groups[groupId] = group = new LocalGroup();
             }
 
-            _localUsers.Remove(userId);
-            if (_groupsOfUser.Remove(userId, out var groups))
+            if (!group.Connections.TryAdd(connectionId, connection))
             {
-                changed = [];
-                foreach (var groupId in groups)
+                return false;
+            }
+
+            group.Recipients = null;
+            local.Groups.Add(groupId);
+        }
+
+        await ReconcileAsync([groupId]).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Removes a connection added by <see cref="AddConnectionAsync"/>.</summary>
+    public async ValueTask<bool> RemoveConnectionAsync(string groupId, string connectionId)
+    {
+        lock (_gate)
+        {
+            if (!_localConnections.TryGetValue(connectionId, out var local) || !local.Groups.Remove(groupId)
+                || !_groups.TryGetValue(groupId, out var group) || !group.Connections.Remove(connectionId))
+            {
+                return false;
+            }
+
+            group.Recipients = null;
+        }
+
+        await ReconcileAsync([groupId]).ConfigureAwait(false);
+        return true;
+    }
+
+    // Reads the user's groups, applies them and then the changes announced meanwhile (in order: a leave that raced the
+    // read wins over the stale membership it returned), subscribes, and only then acknowledges those changes.
+    private async Task LoadAsync(string userId, LocalUser user, CancellationToken cancellationToken)
+    {
+        RedisValue[] groups;
+        try
+        {
+            groups = await _multiplexer.GetDatabase().SetMembersAsync(_keys.UserGroups(userId)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            TaskCompletionSource failed;
+            lock (_gate)
+            {
+                // The next registered connection of the user tries again; those waiting now fail with this one.
+                user.LoadStarted = false;
+                failed = user.Loaded;
+                user.Loaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            failed.TrySetException(ex);
+            throw;
+        }
+
+        var changed = new List<string>(groups.Length);
+        List<GroupChange> kept;
+        lock (_gate)
+        {
+            kept = user.Pending ?? [];
+            user.Pending = null;
+            if (_users.TryGetValue(userId, out var current) && ReferenceEquals(current, user))
+            {
+                foreach (var value in groups)
                 {
-                    if (RemoveMember(groupId, userId))
+                    var groupId = (string)value!;
+                    if (AddLocal(user, groupId, userId))
                     {
                         changed.Add(groupId);
+                    }
+                }
+
+                foreach (var change in kept)
+                {
+                    if (Apply(user, change))
+                    {
+                        changed.Add(change.GroupId);
                     }
                 }
             }
         }
 
-        if (changed is not null)
+        try
         {
             await ReconcileAsync(changed).ConfigureAwait(false);
         }
+        finally
+        {
+            user.Loaded.TrySetResult();
+            foreach (var change in kept)
+            {
+                await AcknowledgeAsync(change).ConfigureAwait(false);
+            }
+        }
     }
 
-    /// <summary>Registers interest in acknowledgements of <paramref name="changeId"/> from <paramref name="nodes"/> nodes.</summary>
-    public AckWaiter ExpectAcks(Guid changeId, int nodes)
+    /// <summary>Registers interest in acknowledgements of <paramref name="changeId"/> from each of <paramref name="nodes"/>.</summary>
+    public AckWaiter ExpectAcks(Guid changeId, IEnumerable<string> nodes)
     {
         var waiter = new AckWaiter(nodes);
         _waiters[changeId] = waiter;
@@ -253,12 +390,20 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
         bool changed;
         lock (_gate)
         {
-            if (!_localUsers.ContainsKey(change.UserId))
+            if (!_users.TryGetValue(change.UserId, out var user))
             {
                 return; // Not hosted here: nothing to do, nothing to acknowledge.
             }
 
-            changed = change.Joined ? AddLocal(change.GroupId, change.UserId) : RemoveLocal(change.GroupId, change.UserId);
+            if (user.Pending is not null)
+            {
+                // The user's groups are being read: a reply read before this change would undo it; apply it after.
+                user.Pending.Add(change);
+                GroupLog.ChangeKept(_logger, change.ChangeId, change.GroupId, _nodeId);
+                return;
+            }
+
+            changed = Apply(user, change);
         }
 
         try
@@ -267,8 +412,20 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             {
                 await ReconcileAsync([change.GroupId]).ConfigureAwait(false);
             }
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+        {
+            GroupLog.UpdateFailed(_logger, ex, _nodeId);
+        }
 
-            await _multiplexer.GetSubscriber().PublishAsync(_keys.GroupAckChannel(change.OriginNodeId), change.ChangeId.ToByteArray()).ConfigureAwait(false);
+        await AcknowledgeAsync(change).ConfigureAwait(false);
+    }
+
+    private async Task AcknowledgeAsync(GroupChange change)
+    {
+        try
+        {
+            await _multiplexer.GetSubscriber().PublishAsync(_keys.GroupAckChannel(change.OriginNodeId), GroupChange.EncodeAck(change.ChangeId, _nodeId)).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
         {
@@ -278,15 +435,17 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
 
     private void OnAck(ChannelMessage message)
     {
-        var bytes = (byte[]?)message.Message;
-        if (bytes is { Length: 16 } && _waiters.TryGetValue(new Guid(bytes), out var waiter))
+        if (GroupChange.TryDecodeAck((byte[]?)message.Message, out var changeId, out var nodeId) && _waiters.TryGetValue(changeId, out var waiter))
         {
-            waiter.Acknowledge();
+            waiter.Acknowledge(nodeId);
         }
     }
 
     // Call under _gate. Returns whether the group's local member set changed.
-    private bool AddLocal(string groupId, string userId)
+    private bool Apply(LocalUser user, GroupChange change)
+        => change.Joined ? AddLocal(user, change.GroupId, change.UserId) : RemoveLocal(user, change.GroupId, change.UserId);
+
+    private bool AddLocal(LocalUser user, string groupId, string userId)
     {
         if (!_groups.TryGetValue(groupId, out var group))
         {
@@ -298,23 +457,14 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return false;
         }
 
-        group.Snapshot = null;
-        if (!_groupsOfUser.TryGetValue(userId, out var groups))
-        {
-            _groupsOfUser[userId] = groups = new HashSet<string>(StringComparer.Ordinal);
-        }
-
-        groups.Add(groupId);
+        group.Recipients = null;
+        user.Groups.Add(groupId);
         return true;
     }
 
-    private bool RemoveLocal(string groupId, string userId)
+    private bool RemoveLocal(LocalUser user, string groupId, string userId)
     {
-        if (_groupsOfUser.TryGetValue(userId, out var groups) && groups.Remove(groupId) && groups.Count == 0)
-        {
-            _groupsOfUser.Remove(userId);
-        }
-
+        user.Groups.Remove(groupId);
         return RemoveMember(groupId, userId);
     }
 
@@ -325,7 +475,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return false;
         }
 
-        group.Snapshot = null;
+        group.Recipients = null;
         return true;
     }
 
@@ -353,7 +503,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                         continue;
                     }
 
-                    members = group.Members.Count;
+                    members = group.Members.Count + group.Connections.Count;
                     wanted = members > 0;
                     queue = group.Queue;
                     if (!wanted && queue is null)
@@ -379,7 +529,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                     lock (_gate)
                     {
                         group.Queue = null;
-                        if (group.Members.Count == 0)
+                        if (group.IsEmpty)
                         {
                             _groups.Remove(groupId);
                         }
@@ -413,8 +563,7 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
             return;
         }
 
-        var except = envelope.RecipientCount == 2 ? envelope.Recipients[1] : null;
-        string[] members;
+        GroupRecipients recipients;
         lock (_gate)
         {
             if (!_groups.TryGetValue(groupId, out var group))
@@ -422,45 +571,78 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
                 return;
             }
 
-            members = group.Snapshot ??= [.. group.Members];
+            recipients = group.Recipients ??= GroupRecipients.Create(group.Members, group.Connections.Values);
         }
 
-        if (except is not null && Array.IndexOf(members, except) >= 0)
-        {
-            members = Array.FindAll(members, m => !string.Equals(m, except, StringComparison.Ordinal));
-        }
+        recipients.Deliver(_connections, envelope.Payload, envelope.RecipientCount == 2 ? envelope.Recipients[1] : null);
+    }
 
-        if (members.Length > 0)
-        {
-            _connections.Deliver(members, envelope.Payload);
-        }
+    private sealed class LocalUser
+    {
+        public HashSet<string> Connections { get; } = new(StringComparer.Ordinal);
+
+        public HashSet<string> Groups { get; } = new(StringComparer.Ordinal);
+
+        // Changes announced while the user's groups are read; null once they are applied.
+        public List<GroupChange>? Pending { get; set; } = [];
+
+        public bool LoadStarted { get; set; }
+
+        public TaskCompletionSource Loaded { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class LocalConnection(string userId)
+    {
+        public string UserId { get; } = userId;
+
+        // The groups this connection was added to on its own.
+        public HashSet<string> Groups { get; } = new(StringComparer.Ordinal);
     }
 
     private sealed class LocalGroup
     {
         public HashSet<string> Members { get; } = new(StringComparer.Ordinal);
 
-        public string[]? Snapshot { get; set; }
+        public Dictionary<string, ClientConnection> Connections { get; } = new(StringComparer.Ordinal);
+
+        public GroupRecipients? Recipients { get; set; }
 
         public ChannelMessageQueue? Queue { get; set; }
+
+        public bool IsEmpty => Members.Count == 0 && Connections.Count == 0;
     }
 
-    /// <summary>Completes when the expected number of nodes acknowledged a change.</summary>
-    internal sealed class AckWaiter(int expected)
+    /// <summary>Completes when every node expected to apply a change has acknowledged it.</summary>
+    internal sealed class AckWaiter(IEnumerable<string> nodes)
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _remaining = expected;
+        private readonly HashSet<string> _remaining = new(nodes, StringComparer.Ordinal);
 
         public Task Done => _done.Task;
 
-        public int Remaining => Volatile.Read(ref _remaining);
-
-        public void Acknowledge()
+        public int Remaining
         {
-            if (Interlocked.Decrement(ref _remaining) <= 0)
+            get
             {
-                _done.TrySetResult();
+                lock (_remaining)
+                {
+                    return _remaining.Count;
+                }
             }
+        }
+
+        // An acknowledgement from a node that presence did not name (it registered the user meanwhile) is ignored.
+        public void Acknowledge(string nodeId)
+        {
+            lock (_remaining)
+            {
+                if (!_remaining.Remove(nodeId) || _remaining.Count > 0)
+                {
+                    return;
+                }
+            }
+
+            _done.TrySetResult();
         }
     }
 }
