@@ -38,8 +38,9 @@ namespace ChatScale.Redis;
 /// once per node.</para>
 /// <para><b>Assignment.</b> Every instance heartbeats a membership entry that expires after the lease TTL; partitions
 /// are assigned by rendezvous hashing over the live instances, so a join or leave of one of N instances moves about
-/// 1/N of them. An instance hands a partition over only after its running handlers have returned, then releases the
-/// lease. A new owner first claims every entry pending under any other consumer and runs them in stream order before
+/// 1/N of them; a starting instance waits a moment after joining (a tenth of the lease TTL, at most 1 s) before it
+/// takes any, so instances started together take each partition once. An instance hands a partition over only after
+/// its running handlers have returned, then releases the lease. A new owner first claims every entry pending under any other consumer and runs them in stream order before
 /// new entries, and checks for such entries again at any time while it owns the partition.</para>
 /// <para><b>Retries.</b> Up to <see cref="DispatcherOptions.MaxAttempts"/> attempts <i>in total, on all nodes</i>:
 /// after a failure, the attempt count and the time of the next attempt are stored with the entry, so a new owner
@@ -141,7 +142,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             Runner = new JobAttemptRunner(scopeFactory, time),
             Retry = new RetryPolicy(dispatcher),
             Logger = logger,
-            Metrics = metrics = new RedisDispatcherMetrics(meterFactory, partitions, () => _backlog!.Snapshot(), () => _backlog!.Lags),
+            Metrics = metrics = new RedisDispatcherMetrics(meterFactory, partitions, () => _backlog!.Observe(), () => _backlog!.ObserveLags()),
             Time = time,
             InstanceId = Guid.NewGuid().ToString("N"),
             NodeId = core.NodeId,
@@ -159,7 +160,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         _backlog = new DispatcherBacklog(_runtime);
         _deadLetters = new DeadLetterStore(_runtime);
         _shared = new SharedStreamWorker(_runtime, _wakeUps.SharedSignal);
-        _coordinator = new DispatcherCoordinator(_runtime, _wakeUps, _shared, _backlog);
+        _coordinator = new DispatcherCoordinator(_runtime, _wakeUps, _shared);
 
         static int Positive(int value, string name) => value > 0
             ? value
@@ -192,10 +193,11 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             return ValueTask.FromCanceled<string>(cancellationToken);
         }
 
-        var id = Guid.CreateVersion7().ToString("N");
+        var guid = Guid.CreateVersion7();
+        var id = guid.ToString("N");
         var partition = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _runtime.Partitions);
         var stream = partition < 0 ? _runtime.Keys.SharedJobs : _runtime.Keys.Partition(partition, "jobs");
-        var data = StreamJob.Encode(id, registration.Name, orderingKey, _runtime.Time.GetUtcNow(), Activity.Current?.Context ?? default, registration.Serialize(job));
+        var data = StreamJob.Encode(guid, registration.Name, orderingKey, _runtime.Time.GetUtcNow(), Activity.Current?.Context ?? default, registration.Serialize(job));
         return new ValueTask<string>(AddAsync(stream, data, partition, id, cancellationToken));
     }
 

@@ -40,9 +40,9 @@ internal sealed class RedisDispatcherMetrics : IDisposable
         _partitionTags[partitions] = "shared";
         _outcomes = _meter.CreateCounter<long>("chatscale.dispatch.jobs", "{job}", "Background job attempts by outcome (succeeded, retried, dead_lettered).");
         _duration = _meter.CreateHistogram<double>("chatscale.dispatch.duration", "s", "Duration of one background job attempt.");
-        _meter.CreateObservableGauge("chatscale.dispatch.pending", () => _backlog().Pending, "{job}", "Background jobs stored in Redis and not running on this node (last refresh).");
+        _meter.CreateObservableGauge("chatscale.dispatch.pending", () => _backlog().Pending, "{job}", "Background jobs stored in Redis and not running on this node (read when observed, at most a third of the lease TTL old).");
         _meter.CreateObservableGauge("chatscale.dispatch.in_flight", () => _backlog().InFlight, "{job}", "Background jobs running on this node now.");
-        _meter.CreateObservableGauge("chatscale.dispatch.dead_lettered", () => _backlog().DeadLettered, "{job}", "Background jobs in the dead-letter stream (last refresh).");
+        _meter.CreateObservableGauge("chatscale.dispatch.dead_lettered", () => _backlog().DeadLettered, "{job}", "Background jobs in the dead-letter streams (read when observed, at most a third of the lease TTL old).");
         _meter.CreateObservableGauge("chatscale.dispatch.partition.lag", ObserveLags, "{job}", "Unfinished jobs per partition stream (tag partition; \"shared\" for unkeyed jobs). Cluster-wide values: every node reports them, so take the max, not the sum.");
     }
 

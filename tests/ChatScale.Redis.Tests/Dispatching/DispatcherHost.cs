@@ -43,10 +43,12 @@ internal sealed class DispatcherHost : IAsyncDisposable
         Action<IChatScaleBuilder> jobs,
         Action<DispatcherOptions>? dispatcher = null,
         Action<RedisDispatcherOptions>? redis = null,
-        bool start = true)
+        bool start = true,
+        Action<ConfigurationOptions>? connection = null)
     {
         var configuration = RedisConnectionDefaults.Create(connectionString); // as AddRedis connects
         configuration.ConnectTimeout = 5000;
+        connection?.Invoke(configuration);
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
 
         var services = new ServiceCollection();

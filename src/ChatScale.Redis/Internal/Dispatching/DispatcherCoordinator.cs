@@ -4,28 +4,28 @@ namespace ChatScale.Redis.Internal.Dispatching;
 
 /// <summary>
 /// Membership and assignment: every third of the lease TTL (and at once on a rebalance wake-up) heartbeats this
-/// instance's membership, computes the owner of each partition by <see cref="RendezvousAssignment"/>, takes the free
-/// leases of its own partitions, <b>renews the lease of every partition whose worker is still running</b> (also
-/// while the dispatcher stops, until the last handler has returned), drains the workers of partitions it no longer
-/// owns, recovers the shared stream's entries of departed instances and refreshes the backlog figures.
+/// instance's membership (after the first heartbeat it waits a short settle time before taking anything), computes
+/// the owner of each partition by <see cref="RendezvousAssignment"/>, takes the free leases of its own partitions,
+/// <b>renews the lease of every partition whose worker is still running</b> (also while the dispatcher stops, until
+/// the last handler has returned), drains the workers of partitions it no longer owns and recovers the shared
+/// stream's entries of departed instances.
 /// </summary>
 internal sealed class DispatcherCoordinator : IDisposable
 {
     private readonly DispatcherRuntime _runtime;
     private readonly DispatcherWakeUps _wakeUps;
     private readonly SharedStreamWorker? _shared;
-    private readonly DispatcherBacklog _backlog;
     private readonly PartitionWorker?[] _workers;
     private readonly CancellationTokenSource _ended = new();
     private readonly Signal _rebalance = new();
     private string[] _live = [];
+    private bool _joined;
 
-    public DispatcherCoordinator(DispatcherRuntime runtime, DispatcherWakeUps wakeUps, SharedStreamWorker? shared, DispatcherBacklog backlog)
+    public DispatcherCoordinator(DispatcherRuntime runtime, DispatcherWakeUps wakeUps, SharedStreamWorker? shared)
     {
         _runtime = runtime;
         _wakeUps = wakeUps;
         _shared = shared;
-        _backlog = backlog;
         _workers = new PartitionWorker?[runtime.Partitions];
         wakeUps.Rebalanced = _rebalance.Set;
     }
@@ -107,9 +107,10 @@ internal sealed class DispatcherCoordinator : IDisposable
         var tick = _runtime.LeaseTtl / 3;
         while (!ended.IsCancellationRequested)
         {
+            var joinedNow = false;
             try
             {
-                await CoordinateAsync().ConfigureAwait(false);
+                joinedNow = await CoordinateAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (!ended.IsCancellationRequested)
             {
@@ -122,7 +123,16 @@ internal sealed class DispatcherCoordinator : IDisposable
 
             try
             {
-                await _rebalance.WaitAsync(tick, ended).ConfigureAwait(false);
+                if (joinedNow)
+                {
+                    // Not cut short by rebalance wake-ups (our own join announces one): instances started together
+                    // all need to be in the membership before any of them takes a partition.
+                    await Task.Delay(JoinSettle, _runtime.Time, ended).ConfigureAwait(false);
+                }
+                else
+                {
+                    await _rebalance.WaitAsync(tick, ended).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException)
             {
@@ -131,11 +141,19 @@ internal sealed class DispatcherCoordinator : IDisposable
         }
     }
 
-    private async Task CoordinateAsync()
+    /// <summary>
+    /// How long a starting instance waits between joining the membership and taking its first partitions (a tenth of
+    /// the lease TTL, 100 ms to 1 s), so instances started at about the same time see each other first and take each
+    /// partition once, instead of one taking all and handing half of them over a moment later.
+    /// </summary>
+    private TimeSpan JoinSettle => TimeSpan.FromTicks(Math.Clamp(_runtime.LeaseTtl.Ticks / 10, TimeSpan.TicksPerMillisecond * 100, TimeSpan.TicksPerSecond));
+
+    /// <summary>One round; true when it was the first successful heartbeat (then nothing was taken yet).</summary>
+    private async Task<bool> CoordinateAsync()
     {
         var stopping = _runtime.Stopping.IsCancellationRequested;
 
-        // Renewals first and on their own, so a slow heartbeat or backlog read never delays them.
+        // Renewals first and on their own, so a slow heartbeat never delays them.
         var renewals = new List<Task>();
         foreach (var worker in _workers)
         {
@@ -163,6 +181,13 @@ internal sealed class DispatcherCoordinator : IDisposable
             }
 
             _live = live;
+            if (!_joined)
+            {
+                _joined = true;
+                await Task.WhenAll(renewals).ConfigureAwait(false);
+                return true;
+            }
+
             var owners = new string?[_workers.Length];
             var acquisitions = new List<Task>();
             for (var p = 0; p < _workers.Length; p++)
@@ -189,11 +214,10 @@ internal sealed class DispatcherCoordinator : IDisposable
             {
                 await _shared.ReclaimDeadConsumersAsync(live, _runtime.Stopping.Token).ConfigureAwait(false);
             }
-
-            await _backlog.RefreshAsync().ConfigureAwait(false);
         }
 
         await Task.WhenAll(renewals).ConfigureAwait(false);
+        return false;
     }
 
     private async Task RenewAsync(PartitionLease lease)

@@ -47,7 +47,8 @@ internal sealed class JobSettler
 
         if (start)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.FlushAsync(), this, preferLocal: true);
+            // Inline up to the script's send (no thread hop); later rounds run on the reply's continuation.
+            _ = FlushAsync(); // observed: it catches everything and answers every waiter
         }
 
         return done.Task;
@@ -110,7 +111,19 @@ internal sealed class JobSettler
 
             args[2] = withRecord;
 
-            var acked = await RunAsync(DispatcherScripts.Complete, _completeKeys, args, batch[0].Id).ConfigureAwait(false) >= 0;
+            bool acked;
+            try
+            {
+                acked = await RunAsync(DispatcherScripts.Complete, _completeKeys, args, batch[0].Id).ConfigureAwait(false) >= 0;
+            }
+            catch (Exception ex)
+            {
+                // Not a Redis failure (those are retried inside): the jobs stay pending for whoever owns them next,
+                // and their lanes learn it, rather than waiting for an answer that never comes.
+                RedisLog.DispatcherLoopFailed(_runtime.Logger, ex);
+                acked = false;
+            }
+
             foreach (var (_, _, done) in batch)
             {
                 done.TrySetResult(acked);

@@ -47,7 +47,7 @@ internal sealed class StreamJob
     /// <summary>How long to wait before the next attempt (the rest of a backoff another owner started).</summary>
     public TimeSpan Delay { get; set; }
 
-    public static byte[] Encode(string jobId, string type, string? key, DateTimeOffset enqueuedAt, ActivityContext trace, ReadOnlySpan<byte> payload)
+    public static byte[] Encode(Guid jobId, string type, string? key, DateTimeOffset enqueuedAt, ActivityContext trace, ReadOnlySpan<byte> payload)
     {
         var typeLength = Encoding.UTF8.GetByteCount(type);
         var keyLength = key is null ? 0 : Encoding.UTF8.GetByteCount(key);
@@ -58,7 +58,7 @@ internal sealed class StreamJob
         span[0] = Version;
         span[1] = (byte)((key is null ? 0 : HasKey) | (hasTrace ? HasTrace : 0));
         BinaryPrimitives.WriteInt64BigEndian(span[2..], enqueuedAt.ToUnixTimeMilliseconds());
-        Guid.ParseExact(jobId, "N").TryWriteBytes(span.Slice(10, 16), bigEndian: true, out _);
+        jobId.TryWriteBytes(span.Slice(10, 16), bigEndian: true, out _);
         BinaryPrimitives.WriteUInt16BigEndian(span[26..], checked((ushort)typeLength));
         var at = 28 + Encoding.UTF8.GetBytes(type, span[28..]);
         if (key is not null)
