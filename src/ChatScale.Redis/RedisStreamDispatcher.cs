@@ -73,17 +73,14 @@ namespace ChatScale.Redis;
 /// </example>
 public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedService, IAsyncDisposable
 {
-    private static readonly TimeSpan EnqueueRetryDelay = TimeSpan.FromMilliseconds(200);
-
     private readonly DispatcherRuntime _runtime;
     private readonly DispatcherWakeUps _wakeUps;
     private readonly DispatcherBacklog _backlog;
     private readonly DeadLetterStore _deadLetters;
     private readonly SharedStreamWorker _shared;
     private readonly DispatcherCoordinator _coordinator;
+    private readonly JobEnqueuer _enqueuer;
     private readonly DispatcherLifecycle _lifecycle = new();
-    private readonly TimeSpan _enqueueRetryTimeout;
-    private readonly int? _maxStreamLength;
 
     /// <summary>Creates the dispatcher. Nothing runs until <see cref="StartAsync"/>; enqueueing works at once.</summary>
     /// <param name="multiplexer">The process's shared Redis connection.</param>
@@ -154,9 +151,12 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             MaxBufferedPerPartition = Math.Max(2048, streams.ReadBatchSize * 8),
             Slots = new SemaphoreSlim(workers, workers),
         };
-        _enqueueRetryTimeout = streams.EnqueueRetryTimeout < TimeSpan.Zero ? TimeSpan.Zero : streams.EnqueueRetryTimeout;
-        _maxStreamLength = streams.MaxStreamLength is { } cap ? (int)Math.Clamp(cap, 1, int.MaxValue) : null;
         _wakeUps = new DispatcherWakeUps(_runtime);
+        _enqueuer = new JobEnqueuer(
+            _runtime,
+            _wakeUps,
+            streams.EnqueueRetryTimeout < TimeSpan.Zero ? TimeSpan.Zero : streams.EnqueueRetryTimeout,
+            streams.MaxStreamLength is { } cap ? (int)Math.Clamp(cap, 1, int.MaxValue) : null);
         _backlog = new DispatcherBacklog(_runtime);
         _deadLetters = new DeadLetterStore(_runtime);
         _shared = new SharedStreamWorker(_runtime, _wakeUps.SharedSignal);
@@ -193,12 +193,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
             return ValueTask.FromCanceled<string>(cancellationToken);
         }
 
-        var guid = Guid.CreateVersion7();
-        var id = guid.ToString("N");
-        var partition = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _runtime.Partitions);
-        var stream = partition < 0 ? _runtime.Keys.SharedJobs : _runtime.Keys.Partition(partition, "jobs");
-        var data = StreamJob.Encode(guid, registration.Name, orderingKey, _runtime.Time.GetUtcNow(), Activity.Current?.Context ?? default, registration.Serialize(job));
-        return new ValueTask<string>(AddAsync(stream, data, partition, id, cancellationToken));
+        return _enqueuer.EnqueueAsync(registration, job, orderingKey, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -357,37 +352,6 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         await Task.WhenAll(_coordinator.WhenWorkersEnded(), _shared.Completion).ConfigureAwait(false);
         await _wakeUps.UnsubscribeAsync().ConfigureAwait(false);
         await _shared.DisposeTimersAsync().ConfigureAwait(false);
-    }
-
-    private async Task<string> AddAsync(RedisKey stream, byte[] data, int partition, string id, CancellationToken cancellationToken)
-    {
-        var started = _runtime.Time.GetTimestamp();
-        while (true)
-        {
-            try
-            {
-                var add = _runtime.Database.StreamAddAsync(stream, StreamJob.Field, data, maxLength: _maxStreamLength, useApproximateMaxLength: _maxStreamLength is not null);
-                await RedisFailures.WaitAsync(add, cancellationToken).ConfigureAwait(false);
-                break;
-            }
-            catch (Exception ex) when (DispatcherRuntime.IsUnavailable(ex))
-            {
-                var remaining = _enqueueRetryTimeout - _runtime.Time.GetElapsedTime(started);
-                if (remaining <= TimeSpan.Zero)
-                {
-                    RedisLog.EnqueueFailed(_runtime.Logger, ex);
-                    throw new BackplaneUnavailableException(
-                        $"Redis is unreachable: job {id} was not enqueued (nothing was accepted; retry later or answer 503). "
-                        + "If the failure was a timeout the job may still have been stored, and then it runs once under this id.",
-                        ex);
-                }
-
-                await Task.Delay(remaining < EnqueueRetryDelay ? remaining : EnqueueRetryDelay, _runtime.Time, cancellationToken).ConfigureAwait(false);
-            }
-        }
-
-        _wakeUps.JobAdded(partition);
-        return id;
     }
 
     private static async Task<T> Redis<T>(Task<T> command, string operation)

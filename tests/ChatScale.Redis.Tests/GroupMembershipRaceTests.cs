@@ -24,7 +24,8 @@ public sealed class GroupMembershipRaceTests(RedisFixture redis)
         await using var proxy = new ReplyHoldingProxy(redis.ConnectionString);
         await using var node1 = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-1");
 
-        // Before node 2 listens, so the only change it can keep is the leave below.
+        // Bob joins before node 2 starts, so node 2 learns it only from the read below (an announcement still in flight
+        // when Bob connects would be kept as well, and the count below would not say which change was kept).
         await Groups(node1).AddToGroupAsync("room", "bob");
         await using var node2 = await TestNode.StartAsync(proxy.ConnectionString, prefix, "node-2");
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
@@ -39,17 +38,11 @@ namespace ChatScale.InMemory;
 /// </example>
 public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHostedService, IAsyncDisposable
 {
-    // _backlog packs two counters so that a job moving between them is never seen in neither (or both) by a
-    // snapshot: the low 32 bits count pending jobs, the high 32 bits jobs in flight.
-    private const long OnePending = 1;
-    private const long OneInFlight = 1L << 32;
-
     /// <summary>How long <see cref="DisposeAsync"/> waits for cancelled handlers to return.</summary>
     private static readonly TimeSpan DisposeGracePeriod = TimeSpan.FromSeconds(5);
 
     private readonly JobTypeRegistry _registry;
-    private readonly JobAttemptRunner _runner;
-    private readonly RetryPolicy _retry;
+    private readonly InMemoryAttempts _attempts;
     private readonly DispatcherLifecycle _lifecycle = new();
     private readonly ILogger _logger;
     private readonly ChatScaleMetrics _metrics;
@@ -60,7 +53,6 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private readonly Channel<QueuedJob> _unordered;
     private readonly KeyLanes<QueuedJob> _lanes;
     private readonly SemaphoreSlim _queueSpace;
-    private readonly SemaphoreSlim _workerSlots;
 
     // The semaphores and token sources are never disposed: none of them owns a timer, wait handle or other unmanaged
     // resource, and late callers (an enqueue racing DisposeAsync, a handler outliving it, a host token firing after
@@ -69,10 +61,9 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     private readonly CancellationTokenSource _aborting = new();
     private readonly CancellationTokenSource _disposing = new();
 
-    private readonly ConcurrentDictionary<QueuedJob, ITimer> _retryTimers = new();
-    private readonly List<(QueuedJob Job, DeadLetteredJob Record)> _deadLetters = [];
+    private readonly RetryTimers<QueuedJob> _retryTimers;
+    private readonly InMemoryBacklog _backlog = new();
     private Task[] _loops = [];
-    private long _backlog;
 
     /// <summary>Creates the dispatcher. Nothing runs until <see cref="StartAsync"/>.</summary>
     /// <param name="options">The node options; <see cref="ChatScaleOptions.Dispatcher"/> is read once, here.</param>
@@ -99,11 +90,11 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         _partitions = Positive(dispatcher.Partitions, nameof(DispatcherOptions.Partitions));
         var capacity = Positive(dispatcher.QueueCapacity, nameof(DispatcherOptions.QueueCapacity));
         Positive(dispatcher.MaxAttempts, nameof(DispatcherOptions.MaxAttempts));
-        _retry = new RetryPolicy(dispatcher);
+        var retry = new RetryPolicy(dispatcher);
         _registry = new JobTypeRegistry(registrations);
         _logger = (ILogger?)loggerFactory?.CreateLogger<InMemoryBackgroundDispatcher>() ?? NullLogger.Instance;
         _timeProvider = timeProvider ?? TimeProvider.System;
-        _runner = new JobAttemptRunner(scopeFactory, _timeProvider);
+        _retryTimers = new RetryTimers<QueuedJob>(_timeProvider, Route);
 
         // The channels are unbounded because capacity is enforced once, globally, by _queueSpace: a retry or a replay
         // must be able to go back without waiting (a timer callback cannot wait), and QueueCapacity means the whole
@@ -112,9 +103,10 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         _lanes = new KeyLanes<QueuedJob>(RunKeyedToEndAsync, _stopping.Token);
 
         _queueSpace = new SemaphoreSlim(capacity, capacity);
-        _workerSlots = new SemaphoreSlim(_workerCount, _workerCount);
         _metrics = new ChatScaleMetrics(meterFactory);
-        _metrics.ObserveDispatcherBacklog(Snapshot);
+        _metrics.ObserveDispatcherBacklog(_backlog.Snapshot);
+        _attempts = new InMemoryAttempts(
+            new JobAttemptRunner(scopeFactory, _timeProvider), retry, _backlog, _metrics, _logger, _timeProvider, new SemaphoreSlim(_workerCount, _workerCount), _aborting.Token);
 
         static int Positive(int value, string name) => value > 0
             ? value
@@ -148,16 +140,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
         cancellationToken.ThrowIfCancellationRequested();
-        lock (_deadLetters)
-        {
-            var result = new DeadLetteredJob[Math.Min(maxCount, _deadLetters.Count)];
-            for (var i = 0; i < result.Length; i++)
-            {
-                result[i] = _deadLetters[i].Record;
-            }
-
-            return ValueTask.FromResult<IReadOnlyList<DeadLetteredJob>>(result);
-        }
+        return ValueTask.FromResult<IReadOnlyList<DeadLetteredJob>>(_backlog.ListDeadLetters(maxCount));
     }
 
     /// <inheritdoc />
@@ -169,26 +152,10 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(_lifecycle.IsDisposed, this);
-        List<QueuedJob>? replayed = null;
-        lock (_deadLetters)
+        var replayed = _backlog.TakeForReplay(jobId);
+        if (replayed is null)
         {
-            for (var i = 0; i < _deadLetters.Count; i++)
-            {
-                if (jobId is null || string.Equals(_deadLetters[i].Job.Id, jobId, StringComparison.Ordinal))
-                {
-                    (replayed ??= []).Add(_deadLetters[i].Job);
-                }
-            }
-
-            if (replayed is null)
-            {
-                return ValueTask.FromResult(0);
-            }
-
-            _deadLetters.RemoveAll(entry => jobId is null || string.Equals(entry.Job.Id, jobId, StringComparison.Ordinal));
-
-            // Counted pending under the same lock that removed them, so no snapshot misses them.
-            Interlocked.Add(ref _backlog, replayed.Count * OnePending);
+            return ValueTask.FromResult(0);
         }
 
         foreach (var job in replayed)
@@ -205,12 +172,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     public ValueTask<int> PurgeDeadLettersAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        lock (_deadLetters)
-        {
-            var count = _deadLetters.Count;
-            _deadLetters.Clear();
-            return ValueTask.FromResult(count);
-        }
+        return ValueTask.FromResult(_backlog.PurgeDeadLetters());
     }
 
     /// <inheritdoc />
@@ -218,7 +180,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     public ValueTask<DispatcherStatistics> GetStatisticsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(Snapshot());
+        return ValueTask.FromResult(_backlog.Snapshot());
     }
 
     /// <summary>Starts the lanes and workers; jobs already enqueued start running.</summary>
@@ -240,7 +202,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
             _lanes.Start();
         });
 
-        CoreLog.DispatcherStarted(_logger, _workerCount, _partitions, Snapshot().Pending);
+        CoreLog.DispatcherStarted(_logger, _workerCount, _partitions, _backlog.Snapshot().Pending);
         return Task.CompletedTask;
     }
 
@@ -273,7 +235,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
             }
         }
 
-        var pending = Snapshot().Pending;
+        var pending = _backlog.Snapshot().Pending;
         if (pending > 0)
         {
             CoreLog.DispatcherStoppedWithPending(_logger, pending);
@@ -297,12 +259,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
         await _disposing.CancelAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _aborting.CancelAsync().ConfigureAwait(false);
-        foreach (var timer in _retryTimers.Values)
-        {
-            await timer.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _retryTimers.Clear();
+        await _retryTimers.DisposeAsync().ConfigureAwait(false);
         var loopsDone = Task.WhenAll(Task.WhenAll(loops), _lanes.WhenIdle());
         try
         {
@@ -340,13 +297,12 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private string Accept(JobTypeRegistration registration, object job, string? orderingKey)
     {
-        var lane = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _partitions);
         var queued = new QueuedJob(
-            Guid.CreateVersion7().ToString("N"), registration, job, orderingKey, lane, _timeProvider.GetUtcNow(), Activity.Current?.Context ?? default)
+            Guid.CreateVersion7().ToString("N"), registration, job, orderingKey, _timeProvider.GetUtcNow(), Activity.Current?.Context ?? default)
         {
             HoldsQueueSpace = true,
         };
-        Interlocked.Add(ref _backlog, OnePending);
+        _backlog.Accepted();
         Route(queued);
         return queued.Id;
     }
@@ -374,21 +330,23 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
     }
 
     /// <summary>Runs one keyed job to its end, retrying it in place: the key's later jobs wait, other keys don't.</summary>
-    private async Task RunKeyedToEndAsync(QueuedJob job, CancellationToken stopping)
+    private async Task<bool> RunKeyedToEndAsync(QueuedJob job, CancellationToken stopping)
     {
         try
         {
             ReleaseQueueSpace(job);
-            var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+            var outcome = await _attempts.RunAsync(job, stopping).ConfigureAwait(false);
             while (outcome.Retry)
             {
                 await Task.Delay(outcome.Delay, _timeProvider, stopping).ConfigureAwait(false);
-                outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+                outcome = await _attempts.RunAsync(job, stopping).ConfigureAwait(false);
             }
+
+            return true;
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Stopping: the job stays counted as pending.
+            return false; // stopping: the job stays counted as pending
         }
         catch (Exception ex)
         {
@@ -408,7 +366,7 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
                 while (!stopping.IsCancellationRequested && reader.TryRead(out var job))
                 {
                     ReleaseQueueSpace(job);
-                    var outcome = await RunAttemptAsync(job, stopping).ConfigureAwait(false);
+                    var outcome = await _attempts.RunAsync(job, stopping).ConfigureAwait(false);
                     if (outcome.Retry)
                     {
                         ScheduleRetry(job, outcome.Delay);
@@ -429,124 +387,9 @@ public sealed class InMemoryBackgroundDispatcher : IBackgroundDispatcher, IHoste
 
     private void ScheduleRetry(QueuedJob job, TimeSpan delay)
     {
-        if (delay <= TimeSpan.Zero || _lifecycle.IsDisposed)
+        if (_lifecycle.IsDisposed || !_retryTimers.Schedule(job, delay))
         {
             Route(job);
-            return;
         }
-
-        // Registered before it is armed, so a callback firing at once always finds (and removes) its timer.
-        var timer = _timeProvider.CreateTimer(OnRetryDue, job, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _retryTimers[job] = timer;
-        timer.Change(delay, Timeout.InfiniteTimeSpan);
-    }
-
-    private void OnRetryDue(object? state)
-    {
-        var job = (QueuedJob)state!;
-        if (_retryTimers.TryRemove(job, out var timer))
-        {
-            timer.Dispose();
-        }
-
-        Route(job);
-    }
-
-    private async ValueTask<AttemptOutcome> RunAttemptAsync(QueuedJob job, CancellationToken stopping)
-    {
-        await _workerSlots.WaitAsync(stopping).ConfigureAwait(false);
-        try
-        {
-            Interlocked.Add(ref _backlog, OneInFlight - OnePending);
-            var attempt = ++job.Attempts;
-            var registration = job.Registration;
-            var context = new JobContext(job.Id, registration.Name, job.OrderingKey, attempt, job.EnqueuedAt);
-            var result = await _runner.RunAsync(registration, job.Job, context, job.EnqueuedBy, _aborting.Token).ConfigureAwait(false);
-            if (result.Interrupted)
-            {
-                CoreLog.JobInterrupted(_logger, job.Id, registration.Name, attempt);
-                Interlocked.Add(ref _backlog, OnePending - OneInFlight);
-                return AttemptOutcome.Done;
-            }
-
-            if (result.Succeeded)
-            {
-                _metrics.JobSucceeded(result.Duration);
-                Interlocked.Add(ref _backlog, -OneInFlight);
-                return AttemptOutcome.Done;
-            }
-
-            return Failed(job, attempt, result);
-        }
-        finally
-        {
-            _workerSlots.Release();
-        }
-    }
-
-    private AttemptOutcome Failed(QueuedJob job, int attempt, JobAttemptResult result)
-    {
-        var jobType = job.Registration.Name;
-        if (_retry.IsFinal(attempt, result.Permanent))
-        {
-            _metrics.JobDeadLettered(result.Duration);
-            CoreLog.JobDeadLettered(_logger, result.Error!, job.Id, jobType, attempt);
-            var record = new DeadLetteredJob(job.Id, jobType, job.OrderingKey, attempt, result.ErrorText, job.EnqueuedAt, _timeProvider.GetUtcNow());
-            lock (_deadLetters)
-            {
-                _deadLetters.Add((job, record));
-                Interlocked.Add(ref _backlog, -OneInFlight);
-            }
-
-            return AttemptOutcome.Done;
-        }
-
-        var delay = _retry.NextDelay(attempt);
-        _metrics.JobRetried(result.Duration);
-        CoreLog.JobRetrying(_logger, result.Error!, job.Id, jobType, attempt, delay);
-        Interlocked.Add(ref _backlog, OnePending - OneInFlight);
-        return AttemptOutcome.RetryAfter(delay);
-    }
-
-    private DispatcherStatistics Snapshot()
-    {
-        // Under the dead-letter lock so a job moving to or from the dead letters is counted exactly once.
-        lock (_deadLetters)
-        {
-            var backlog = Interlocked.Read(ref _backlog);
-            return new DispatcherStatistics(backlog & 0xFFFF_FFFF, backlog >> 32, _deadLetters.Count);
-        }
-    }
-
-    private readonly record struct AttemptOutcome(bool Retry, TimeSpan Delay)
-    {
-        public static AttemptOutcome Done => default;
-
-        public static AttemptOutcome RetryAfter(TimeSpan delay) => new(true, delay);
-    }
-
-    private sealed class QueuedJob(
-        string id, JobTypeRegistration registration, object job, string? orderingKey, int lane, DateTimeOffset enqueuedAt, ActivityContext enqueuedBy)
-    {
-        public string Id { get; } = id;
-
-        public JobTypeRegistration Registration { get; } = registration;
-
-        public object Job { get; } = job;
-
-        public string? OrderingKey { get; } = orderingKey;
-
-        /// <summary>The lane of a keyed job; -1 for the shared unordered queue.</summary>
-        public int Lane { get; } = lane;
-
-        public DateTimeOffset EnqueuedAt { get; } = enqueuedAt;
-
-        public ActivityContext EnqueuedBy { get; } = enqueuedBy;
-
-        /// <summary>Attempts made so far. Touched only by whichever loop currently owns the job.</summary>
-        public int Attempts { get; set; }
-
-        /// <summary>Whether the job still holds one unit of QueueCapacity (until a loop takes it).</summary>
-        public bool HoldsQueueSpace { get; set; }
     }
 }

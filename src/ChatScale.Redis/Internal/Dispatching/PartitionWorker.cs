@@ -1,3 +1,4 @@
+using ChatScale.Dispatching;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -6,9 +7,10 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// <summary>
 /// Works one partition for one lease tenure. A single reader takes entries with fenced scripts (first everything
 /// pending under any consumer, then new entries; and again at any time another consumer turns out to hold entries, or
-/// a read's reply was lost) and hands them to <b>per-key lanes</b>: jobs of one ordering key run one at a time in
-/// stream order, waiting for the previous one's ack; different keys of the partition run in parallel (bounded by the
-/// instance's worker slots), so a retrying or flooded key holds back only itself.
+/// a read's reply was lost) and hands them to <b>per-key lanes</b> (the <see cref="KeyLanes{TJob}"/> the in-memory
+/// dispatcher uses too): jobs of one ordering key run one at a time in stream order, waiting for the previous one's
+/// ack; different keys of the partition run in parallel (bounded by the instance's worker slots), so a retrying or
+/// flooded key holds back only itself.
 /// </summary>
 /// <remarks>
 /// The worker ends after <see cref="Drain"/> (rebalance or stop) or when its lease is lost, once every running
@@ -25,16 +27,13 @@ internal sealed class PartitionWorker : IDisposable
     private readonly RedisKey _leaseKey;
     private readonly CancellationTokenSource _draining;
     private readonly CancellationTokenSource _handlers;
+    private readonly Action _released;
+    private readonly KeyLanes<StreamJob> _lanes;
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, Queue<StreamJob>> _lanes = new(StringComparer.Ordinal);
-    private readonly HashSet<RedisValue> _known = [];
-    private readonly TaskCompletionSource _lanesEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _activeLanes;
-    private bool _closed;
+    private readonly HashSet<RedisValue> _known = []; // entries read and not finished: in a lane, running or waiting
     private readonly Signal _space = new();
     private int _running;
     private volatile bool _finished;
-    private readonly Action _released;
 
     public PartitionWorker(DispatcherRuntime runtime, PartitionLease lease, Signal wake, Action released)
     {
@@ -49,6 +48,8 @@ internal sealed class PartitionWorker : IDisposable
         _draining = CancellationTokenSource.CreateLinkedTokenSource(runtime.Stopping.Token, lease.Lost);
         _handlers = CancellationTokenSource.CreateLinkedTokenSource(runtime.Aborting.Token, lease.Lost);
         lease.Lost.Register(static state => ((PartitionWorker)state!).OnLeaseLost(), this);
+        _lanes = new KeyLanes<StreamJob>(RunToEndAsync, _draining.Token);
+        _lanes.Start();
     }
 
     public PartitionLease Lease => _lease;
@@ -113,7 +114,7 @@ internal sealed class PartitionWorker : IDisposable
         finally
         {
             Drain();
-            await WaitForLanesAsync().ConfigureAwait(false);
+            await _lanes.WhenIdle().ConfigureAwait(false); // the reader has ended: no lane can start any more
             var release = !_runtime.Abandoned && !_lease.Lost.IsCancellationRequested;
             _finished = true;
             _lease.Lose(); // before the release: from here on this instance no longer counts as an owner
@@ -267,136 +268,77 @@ internal sealed class PartitionWorker : IDisposable
     /// <summary>Queues a job on its key's lane (starting the lane if idle); false when a lane already has it.</summary>
     private bool Dispatch(StreamJob job)
     {
-        var key = job.Key ?? string.Empty;
         lock (_lock)
         {
             if (!_known.Add(job.EntryId))
             {
                 return false;
             }
-
-            if (_lanes.TryGetValue(key, out var lane))
-            {
-                lane.Enqueue(job);
-                return true;
-            }
-
-            lane = new Queue<StreamJob>();
-            lane.Enqueue(job);
-            _lanes.Add(key, lane);
-            _activeLanes++;
-            _ = RunLaneAsync(key, lane); // observed: it never throws, and its end is counted under the lock
-            return true;
         }
+
+        _lanes.Add(job.Key ?? string.Empty, job); // only the reader dispatches, so a key's jobs go in in stream order
+        return true;
     }
 
-    private async Task RunLaneAsync(string key, Queue<StreamJob> lane)
+    /// <summary>Runs one job of a lane until it is finished (true), retrying it in place, or until this tenure ends.</summary>
+    private async Task<bool> RunToEndAsync(StreamJob job, CancellationToken draining)
     {
         try
         {
-            await Task.Yield();
-            await RunLaneJobsAsync(key, lane).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            RedisLog.DispatcherLoopFailed(_runtime.Logger, ex);
-            Drain();
-        }
-        finally
-        {
-            lock (_lock)
-            {
-                if (_lanes.TryGetValue(key, out var current) && ReferenceEquals(current, lane))
-                {
-                    _lanes.Remove(key); // a failed lane; a lane that ran dry removed itself, and its key may have a new one
-                }
-
-                if (--_activeLanes == 0 && _closed)
-                {
-                    _lanesEnded.TrySetResult();
-                }
-            }
-        }
-    }
-
-    private async Task RunLaneJobsAsync(string key, Queue<StreamJob> lane)
-    {
-        var draining = _draining.Token;
-        var handlers = _handlers.Token;
-        while (true)
-        {
-            StreamJob job;
-            lock (_lock)
-            {
-                if (lane.Count == 0 || draining.IsCancellationRequested)
-                {
-                    _lanes.Remove(key);
-                    return;
-                }
-
-                job = lane.Peek();
-            }
-
-            try
+            while (!draining.IsCancellationRequested)
             {
                 if (job.Delay > TimeSpan.Zero)
                 {
                     await Task.Delay(job.Delay, _runtime.Time, draining).ConfigureAwait(false);
                     job.Delay = TimeSpan.Zero;
                 }
-            }
-            catch (OperationCanceledException)
-            {
-                continue; // the loop ends the lane
-            }
 
-            if (draining.IsCancellationRequested || !_lease.IsValid)
-            {
-                continue;
-            }
-
-            Interlocked.Increment(ref _running);
-            AttemptEnd end;
-            try
-            {
-                end = await AttemptExecutor.RunAsync(_runtime, job, _settler, _lease, handlers).ConfigureAwait(false);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _running);
-            }
-
-            if (end == AttemptEnd.Stopped)
-            {
-                Drain();
-                continue;
-            }
-
-            if (end == AttemptEnd.Finished)
-            {
-                lock (_lock)
+                if (!_lease.IsValid)
                 {
-                    lane.Dequeue();
-                    _known.Remove(job.EntryId);
+                    return false; // lost, which drains this worker: the next owner runs the job
                 }
 
-                _space.Set();
+                Interlocked.Increment(ref _running);
+                AttemptEnd end;
+                try
+                {
+                    end = await AttemptExecutor.RunAsync(_runtime, job, _settler, _lease, _handlers.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _running);
+                }
+
+                if (end == AttemptEnd.Finished)
+                {
+                    lock (_lock)
+                    {
+                        _known.Remove(job.EntryId);
+                    }
+
+                    _space.Set();
+                    return true;
+                }
+
+                if (end == AttemptEnd.Stopped)
+                {
+                    Drain();
+                    return false;
+                }
+
+                // RetryLater: the attempt count and due time are stored with the entry; wait here, holding the key.
             }
         }
-    }
-
-    private Task WaitForLanesAsync()
-    {
-        lock (_lock)
+        catch (OperationCanceledException) when (draining.IsCancellationRequested)
         {
-            _closed = true; // the reader has ended: no lane can start any more
-            if (_activeLanes == 0)
-            {
-                return Task.CompletedTask;
-            }
+        }
+        catch (Exception ex)
+        {
+            RedisLog.DispatcherLoopFailed(_runtime.Logger, ex);
+            Drain();
         }
 
-        return _lanesEnded.Task;
+        return false;
     }
 
     private async Task ReleaseAsync()

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using ChatScale.Dispatching;
 using StackExchange.Redis;
 
 namespace ChatScale.Redis.Internal.Dispatching;
@@ -19,7 +20,7 @@ internal sealed class SharedStreamWorker : IDisposable
     private readonly JobSettler _settler;
     private readonly Channel<StreamJob> _due = Channel.CreateUnbounded<StreamJob>();
     private readonly ConcurrentDictionary<RedisValue, byte> _known = new();
-    private readonly ConcurrentDictionary<StreamJob, ITimer> _timers = new();
+    private readonly RetryTimers<StreamJob> _timers;
     private readonly Signal _space = new();
     private int _running;
 
@@ -28,6 +29,7 @@ internal sealed class SharedStreamWorker : IDisposable
         _runtime = runtime;
         _wake = wake;
         _settler = new JobSettler(runtime, runtime.Keys.SharedJobs, runtime.Keys.SharedAttempts, runtime.Keys.SharedDeadLetters, lease: null);
+        _timers = new RetryTimers<StreamJob>(runtime.Time, OnDue);
     }
 
     public Task Completion { get; private set; } = Task.CompletedTask;
@@ -116,16 +118,7 @@ internal sealed class SharedStreamWorker : IDisposable
 
     public void Dispose() => _space.Dispose();
 
-    public async Task DisposeTimersAsync()
-    {
-        foreach (var pair in _timers)
-        {
-            if (_timers.TryRemove(pair.Key, out var timer))
-            {
-                await timer.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-    }
+    public ValueTask DisposeTimersAsync() => _timers.DisposeAsync();
 
     private async Task RunAsync()
     {
@@ -271,27 +264,16 @@ internal sealed class SharedStreamWorker : IDisposable
 
     private void Schedule(StreamJob job)
     {
-        if (job.Delay <= TimeSpan.Zero)
+        if (!_timers.Schedule(job, job.Delay))
         {
-            _due.Writer.TryWrite(job);
-            _wake.Set();
-            return;
+            _known.TryRemove(job.EntryId, out _); // stopped: it stays pending under our consumer for the next instance
         }
-
-        var timer = _runtime.Time.CreateTimer(OnDue, job, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _timers[job] = timer;
-        timer.Change(job.Delay, Timeout.InfiniteTimeSpan);
     }
 
-    private void OnDue(object? state)
+    private void OnDue(StreamJob job)
     {
-        var job = (StreamJob)state!;
-        if (_timers.TryRemove(job, out var timer))
-        {
-            timer.Dispose();
-            job.Delay = TimeSpan.Zero;
-            _due.Writer.TryWrite(job);
-            _wake.Set();
-        }
+        job.Delay = TimeSpan.Zero;
+        _due.Writer.TryWrite(job);
+        _wake.Set();
     }
 }
