@@ -1,3 +1,4 @@
+using ChatScale.Backplane;
 using ChatScale.Redis.Tests.Infrastructure;
 
 namespace ChatScale.Redis.Tests;
@@ -154,6 +155,38 @@ public sealed class BackplaneTests(RedisFixture redis)
         await using var app3 = await TestNode.StartAsync(server, RedisFixture.UniquePrefix("app3"), "node-1");
         Assert.Equal(0, await app3.Registry.GetConnectionCountAsync("bob"));
         Assert.Equal(["bob"], (await app3.PublishAsync("x", "bob")).OfflineUsers);
+    }
+
+    [Fact]
+    public async Task PipelinedEnvelopes_ReachTheListenerInBatches_AndArriveInOrder_WithMalformedOnesDroppedInBetween()
+    {
+        // Thousands of envelopes sent without waiting, on one connection, so the listener finds many queued at each
+        // wake-up and delivers them as batches; a malformed one in the middle of a batch is dropped alone.
+        var prefix = RedisFixture.UniquePrefix("batches");
+        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b");
+        var bob = await b.ConnectAsync("bob");
+        var carol = await b.ConnectAsync("carol");
+        var bobChannel = StackExchange.Redis.RedisChannel.Literal($"{prefix}:bp:node:node-b");
+        var subscriber = b.Multiplexer.GetSubscriber();
+        const int Count = 3000;
+        var sends = new List<Task>(Count + (Count / 100));
+        for (var i = 0; i < Count; i++)
+        {
+            if (i % 100 == 50)
+            {
+                sends.Add(subscriber.PublishAsync(bobChannel, "not an envelope"u8.ToArray()));
+            }
+
+            string[] recipients = i % 2 == 0 ? ["bob", "carol"] : ["bob"];
+            sends.Add(subscriber.PublishAsync(bobChannel, EnvelopeCodec.Encode(EnvelopeKind.Users, "node-a", Guid.NewGuid(), recipients, System.Text.Encoding.UTF8.GetBytes($"m{i}"))));
+        }
+
+        await Task.WhenAll(sends);
+        await Task.WhenAll(bob.WaitForAsync(Count), carol.WaitForAsync(Count / 2));
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => $"m{i}"), bob.Frames);
+        Assert.Equal(Enumerable.Range(0, Count).Where(i => i % 2 == 0).Select(i => $"m{i}"), carol.Frames);
+        Assert.Equal(Count, b.ReceivedCount);
+        Assert.Equal(Count / 100, b.MalformedCount);
     }
 
     [Fact]

@@ -17,6 +17,8 @@ public interface IConnectionTransport
     /// Writes a burst of frames in order, each one whole message, and flushes once at the end, so a burst costs one
     /// write to the socket. Called by the connection's single writer only, with every frame queued at that moment
     /// (up to a bounded size). The default implementation sends the frames one by one with <see cref="SendAsync"/>.
+    /// It may be called on the thread that delivered the frames (the backplane listener, for a batch), so it must not
+    /// block: return a pending task when the bytes cannot be taken at once.
     /// </summary>
     /// <param name="frames">The frames, oldest first; each is shared with other connections and must not be modified,
     /// and the list itself is only valid until the returned task completes.</param>
