@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.WebSockets;
@@ -25,7 +26,8 @@ public sealed partial class ReadmeQuickStartTests(PackedPackages packages, ITest
     [Fact]
     public async Task The_README_quick_start_compiles_as_written_and_delivers_a_posted_message_to_a_browser_style_websocket()
     {
-        var section = QuickStartSection(File.ReadAllText(Path.Combine(packages.Repository, "README.md")));
+        var readme = File.ReadAllText(Path.Combine(packages.Repository, "README.md"));
+        var section = QuickStartSection(readme);
         var commands = CodeBlocks(section, "bash").Single().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var program = CodeBlocks(section, "csharp").Single();
 
@@ -60,6 +62,10 @@ public sealed partial class ReadmeQuickStartTests(PackedPackages packages, ITest
         Assert.Contains("ChatScale.AspNetCore", added);
         Assert.Contains("Microsoft.AspNetCore.Authentication.JwtBearer", added);
         File.WriteAllText(Path.Combine(app, "Program.cs"), program);
+
+        // Every other C# block of the README is compiled in the same app, each as the body of a method whose
+        // parameters are the block's free variables (a new block fails here until its section is listed below).
+        File.WriteAllText(Path.Combine(app, "ReadmeSnippets.cs"), ReadmeSnippets(readme));
         await Dotnet.RunAsync(output, app, "build", "-c", "Release", "-p:TreatWarningsAsErrors=true");
 
         await using (var inMemory = await Dotnet.RunAppAsync(app, JwtConfiguration()))
@@ -145,6 +151,41 @@ public sealed partial class ReadmeQuickStartTests(PackedPackages packages, ITest
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>The free variables of the C# blocks outside Quick start, by the README section that holds them.</summary>
+    private static readonly Dictionary<string, string> SnippetParameters = new(StringComparer.Ordinal)
+    {
+        ["Groups"] = "WebApplication app, string userId, string senderId, ReadOnlyMemory<byte> payload, ChatScale.AspNetCore.ChatScaleConnectionContext connection, CancellationToken ct",
+    };
+
+    private static string ReadmeSnippets(string readme)
+    {
+        var code = new StringBuilder("using ChatScale;\nusing ChatScale.AspNetCore;\nusing ChatScale.Groups;\n\ninternal static class ReadmeSnippets\n{\n");
+        var quickStart = readme.IndexOf("\n## Quick start", StringComparison.Ordinal);
+        var quickStartEnd = readme.IndexOf("\n## ", quickStart + 1, StringComparison.Ordinal);
+        var count = 0;
+        foreach (Match block in CodeBlock().Matches(readme))
+        {
+            if (block.Groups[1].Value != "csharp" || (block.Index > quickStart && block.Index < quickStartEnd))
+            {
+                continue;
+            }
+
+            var heading = readme.LastIndexOf("\n## ", block.Index, StringComparison.Ordinal);
+            var title = readme[(heading + 4)..readme.IndexOf('\n', heading + 1)].Trim();
+            Assert.True(SnippetParameters.TryGetValue(title, out var parameters), $"README's C# block in section '{title}' is not compiled by any test: list its free variables in SnippetParameters");
+            code.Append(CultureInfo.InvariantCulture, $"    // README, \"{title}\"\n    internal static async Task Block{++count}({parameters})\n    {{\n");
+            foreach (var line in block.Groups[2].Value.Split('\n'))
+            {
+                code.Append(line.Length == 0 ? "" : "        " + line).Append('\n');
+            }
+
+            code.Append("    }\n\n");
+        }
+
+        Assert.True(count > 0, "README has no C# block outside Quick start: drop this check or the wrapper");
+        return code.Append("}\n").ToString();
+    }
 
     private static string QuickStartSection(string readme)
     {
