@@ -105,11 +105,15 @@ internal static class Driver
         // "chatscale-dispatch" is the background-dispatch form as a system of its own, so one run compares it with
         // the direct form: --systems chatscale,chatscale-dispatch.
         var dispatch = system == "chatscale-dispatch" || (args.Has("dispatch") && system == "chatscale");
+        // "chatscale-groups" publishes to a named group (IGroupManager, members stored in Redis) instead of sending the
+        // same users as a list: --systems chatscale,chatscale-groups compares the two.
+        var groupPublish = system == "chatscale-groups";
         return new Scenario
         {
-            System = system == "chatscale-dispatch" ? "chatscale" : system,
+            System = system is "chatscale-dispatch" or "chatscale-groups" ? "chatscale" : system,
             Run = run,
             BackgroundDispatch = dispatch,
+            GroupPublish = groupPublish,
             Routing = args.Get("routing", "targeted"),
             Nodes = args.GetInt("nodes", 2),
             Users = args.GetInt("users", 1000),

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ChatScale.AspNetCore;
+using GroupManager = ChatScale.Groups.IGroupManager;
 using ChatScale.Redis;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
@@ -61,6 +62,21 @@ internal static class NodeHost
                 var body = await ReadBodyAsync(context.Request);
                 await broadcaster.PublishAsync(recipients, body, context.RequestAborted);
                 return Results.Accepted();
+            });
+            app.MapPost("/send-group", async (HttpContext context, GroupManager groups) =>
+            {
+                var (group, size) = GroupCache.Parse(context.Request);
+                var body = await ReadBodyAsync(context.Request);
+                await groups.PublishToGroupAsync(GroupCache.GroupName(group, size), body, cancellationToken: context.RequestAborted);
+                return Results.Accepted();
+            });
+            app.MapPost("/groups/setup", async (HttpContext context, GroupManager groups) =>
+            {
+                var size = int.Parse(context.Request.Query["s"].ToString(), CultureInfo.InvariantCulture);
+                var count = Math.Max(1, users / size);
+                var pairs = Enumerable.Range(0, count).SelectMany(g => groupCache.Get(g, size).Select(u => (Group: GroupCache.GroupName(g, size), User: u)));
+                await Parallel.ForEachAsync(pairs, new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = context.RequestAborted }, async (p, ct) => await groups.AddToGroupAsync(p.Group, p.User, ct));
+                return Results.Ok();
             });
             app.MapPost("/send-bg", async (HttpContext context, IBackgroundDispatcher dispatcher) =>
             {

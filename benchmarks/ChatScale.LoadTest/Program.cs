@@ -3,6 +3,7 @@ using ChatScale.LoadTest;
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- run [--quick] [--systems chatscale,signalr]
 //     [--nodes 2] [--users 1000] [--group 50] [--messages 20000] [--warmup 2000] [--concurrency 16] [--window 64]
 //     [--dispatch] [--redis-cluster] [--out DIR]   (--redis-cluster: a local 3-master cluster, sharded pub/sub, per-master shares)   (--systems chatscale,chatscale-dispatch compares both forms in one run)
+//     --systems chatscale,chatscale-groups: the same users as a list vs a named group (IGroupManager)
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- compare [--runs 3] [--groups 5,50,500] [--quick]
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- massconnect [--users 10000]
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- idle [--max 50000]

@@ -17,6 +17,9 @@ internal sealed class Scenario
     public required string System { get; init; }
     public bool BackgroundDispatch { get; init; }
 
+    /// <summary>Publish with <c>IGroupManager.PublishToGroupAsync</c> to a group whose members were added before the clients connect.</summary>
+    public bool GroupPublish { get; init; }
+
     /// <summary>ChatScale's routing mode: targeted (default: presence lookup, one PUBLISH per hosting node) or broadcast.</summary>
     public string Routing { get; init; } = "targeted";
     public int Nodes { get; init; } = 2;
@@ -51,6 +54,14 @@ internal sealed class Scenario
         var clients = new LoadClient[Users];
         using var invoker = LoadClient.CreateInvoker();
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(Concurrency, 64), UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        if (GroupPublish)
+        {
+            // Membership is stored once (by one node, before anyone connects), as an app would when a channel is made.
+            Log($"{System}: adding {Users} users to {groups.Count} groups of {GroupSize}");
+            using var setup = await http.PostAsync(new Uri($"http://127.0.0.1:{cluster.NodePorts[0]}/groups/setup?s={GroupSize}"), null);
+            setup.EnsureSuccessStatusCode();
+        }
+
         Log($"{System}: connecting {Users} users to {Nodes} nodes");
         await Parallel.ForEachAsync(Enumerable.Range(0, Users), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) =>
         {
@@ -152,7 +163,7 @@ internal sealed class Scenario
             var result = new RunResult
             {
                 System = System,
-                Mode = System != "chatscale" ? "direct" : (BackgroundDispatch ? "background-dispatch" : "direct") + (Routing == "broadcast" ? ", broadcast" : string.Empty) + (Cold ? ", cold" : string.Empty),
+                Mode = System != "chatscale" ? "direct" : (BackgroundDispatch ? "background-dispatch" : "direct") + (GroupPublish ? ", group (IGroupManager)" : string.Empty) + (Routing == "broadcast" ? ", broadcast" : string.Empty) + (Cold ? ", cold" : string.Empty),
                 Run = Run,
                 Nodes = Nodes,
                 Users = Users,
@@ -321,7 +332,7 @@ internal sealed class Scenario
 
     private async Task<bool> PostAsync(HttpClient http, int port, int group, int size, byte[] body, CancellationToken cancellationToken)
     {
-        var route = BackgroundDispatch ? "send-bg" : "send";
+        var route = GroupPublish ? "send-group" : BackgroundDispatch ? "send-bg" : "send";
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         try

@@ -68,6 +68,7 @@ public static class ChatApp
         app.UseRateLimiter();
         app.MapChatApi();
         app.MapBlockApi();
+        app.MapChannelApi();
         app.MapChatScale(WebSocketPath).RequireAuthorization();
         app.MapHealthChecks("/health");
         return app;

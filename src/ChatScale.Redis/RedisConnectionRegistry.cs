@@ -48,6 +48,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     private readonly RedisKeyspace _keys;
     private readonly long _timeoutMs;
     private readonly NodeLiveness _liveness;
+    private readonly PresenceReader _reader;
     private readonly string _nodeId;
     private readonly BackplaneReadiness? _readiness;
     private readonly RedisMetrics _metrics;
@@ -82,6 +83,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
             _ => Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [RedisValue.EmptyString]),
             options.Value.PresenceTimeout,
             options.Value.HeartbeatInterval);
+        _reader = new PresenceReader(_liveness);
         _metrics = new RedisMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisConnectionRegistry>() ?? NullLogger.Instance;
     }
@@ -154,19 +156,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
             keys[i] = _keys.User(userIds[i]);
         }
 
-        var snapshot = _liveness.Current(out var stale);
-        var refresh = stale ? _liveness.RefreshStaleAsync(cancellationToken) : null;
-
-        // One HVALS per user, written together: StackExchange.Redis pipelines them per shard.
-        var reads = new Task<RedisValue[]>[keys.Length];
-        var batch = Database.CreateBatch();
-        for (var i = 0; i < keys.Length; i++)
-        {
-            reads[i] = batch.HashValuesAsync(keys[i]);
-        }
-
-        Execute(batch, reads, refresh, "presence lookup");
-        var states = await ReadAndJudgeAsync(reads, refresh, snapshot, "presence lookup", cancellationToken).ConfigureAwait(false);
+        var (reads, states) = await _reader.ReadAsync(Database, keys, "presence lookup", cancellationToken).ConfigureAwait(false);
 
         var byNode = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         List<string>? offline = null;
@@ -213,11 +203,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
     /// <inheritdoc />
     public async ValueTask<int> GetConnectionCountAsync(string userId, CancellationToken cancellationToken = default)
     {
-        var key = _keys.User(userId);
-        var snapshot = _liveness.Current(out var stale);
-        var refresh = stale ? _liveness.RefreshStaleAsync(cancellationToken) : null;
-        Task<RedisValue[]>[] reads = [Database.HashValuesAsync(key)];
-        var states = await ReadAndJudgeAsync(reads, refresh, snapshot, "connection count", cancellationToken).ConfigureAwait(false);
+        var (reads, states) = await _reader.ReadAsync(Database, [_keys.User(userId)], "connection count", cancellationToken).ConfigureAwait(false);
 
         var count = 0;
         foreach (var value in reads[0].Result)
@@ -238,7 +224,13 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         var node = NodeOf(nodeId);
         await HeartbeatOnlyAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
         await RetryUnconfirmedAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
-        await ReconcileAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
+
+        // A node that does not claim its users is being swept; repairing its buckets would only fight the sweep. The
+        // first heartbeat that claims again restores whatever the sweep removed.
+        if (node.HasHeartbeated)
+        {
+            await ReconcileAsync(nodeId, node, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <inheritdoc />
@@ -297,9 +289,11 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         var started = Stopwatch.GetTimestamp();
 
         // A node that cannot receive (its listener is not subscribed) must not claim its users: it reads liveness
-        // without marking itself alive, so other nodes count its users offline once the timeout has passed.
+        // without marking itself alive, so other nodes count its users offline once the timeout has passed. It is still
+        // recorded (as dead, if it never claimed), so that the sweep finds its entries should it die in that state.
         var claim = _readiness is not { IsReceiving: false } || nodeId != _nodeId;
-        var reply = await Run(Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], [claim ? nodeId : RedisValue.EmptyString]), "heartbeat", cancellationToken).ConfigureAwait(false);
+        RedisValue[] args = claim ? [nodeId] : [RedisValue.EmptyString, nodeId];
+        var reply = await Run(Database.ScriptEvaluateAsync(PresenceScripts.Heartbeat, [_keys.Heartbeats], args), "heartbeat", cancellationToken).ConfigureAwait(false);
         node.HasHeartbeated = claim;
         _liveness.Update(reply, started);
     }
@@ -367,108 +361,14 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
         return removed;
     }
 
-    /// <summary>
-    /// Waits for the presence reads (and the liveness refresh under way, if any), then judges the node of every entry.
-    /// A node unknown to this process's copy, or dead by it, makes it ask Redis again before its users are called
-    /// offline.
-    /// </summary>
-    private async Task<Dictionary<string, NodeLiveness.State>> ReadAndJudgeAsync(
-        Task<RedisValue[]>[] reads, Task<NodeLiveness.Snapshot>? refresh, NodeLiveness.Snapshot? snapshot, string what, CancellationToken cancellationToken)
-    {
-        await ReadAsync(reads, refresh, what, cancellationToken).ConfigureAwait(false);
-        var answeredAt = Stopwatch.GetTimestamp();
-        snapshot = refresh is null ? snapshot! : await refresh.ConfigureAwait(false);
-        var states = new Dictionary<string, NodeLiveness.State>(StringComparer.Ordinal);
-        if (Judge(reads, snapshot, states))
-        {
-            snapshot = await RefreshAfterAsync(answeredAt, cancellationToken).ConfigureAwait(false);
-            states.Clear();
-            Judge(reads, snapshot, states);
-        }
-
-        return states;
-    }
-
-    // Judges every node named in the replies; true if one is unknown to the snapshot or dead by it. Either verdict is
-    // only final from a copy read after the replies: a new node heartbeats before its first register, and a node that
-    // came back heartbeats before it takes clients again, so a fresh copy never misses a client that has its 101.
-    private bool Judge(Task<RedisValue[]>[] reads, NodeLiveness.Snapshot snapshot, Dictionary<string, NodeLiveness.State> states)
-    {
-        var unknown = false;
-        foreach (var read in reads)
-        {
-            foreach (var value in read.Result)
-            {
-                var nodeId = (string)value!;
-                if (!states.ContainsKey(nodeId))
-                {
-                    var state = _liveness.Check(snapshot, nodeId);
-                    unknown |= state != NodeLiveness.State.Alive;
-                    states[nodeId] = state;
-                }
-            }
-        }
-
-        return unknown;
-    }
-
     private Task<NodeLiveness.Snapshot> RefreshAfterAsync(long timestamp, CancellationToken cancellationToken)
         => Run(_liveness.RefreshAsync(timestamp, cancellationToken), "node liveness refresh", CancellationToken.None);
 
-    private static void Execute(IBatch batch, Task?[] commands, Task? refresh, string operation)
-    {
-        try
-        {
-            batch.Execute();
-        }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
-        {
-            // Nothing of the batch was sent.
-            foreach (var command in commands)
-            {
-                RedisFailures.Observe(command);
-            }
+    private static Task<T> Run<T>(Task<T> command, string operation, CancellationToken cancellationToken)
+        => RedisFailures.RunAsync(command, operation, cancellationToken);
 
-            RedisFailures.Observe(refresh);
-            throw RedisFailures.Unavailable(operation, ex);
-        }
-    }
-
-    private static async Task ReadAsync(Task<RedisValue[]>[] reads, Task<NodeLiveness.Snapshot>? refresh, string operation, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await RedisFailures.WaitAsync(Task.WhenAll(reads), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
-        {
-            RedisFailures.Observe(refresh);
-            throw RedisFailures.Unavailable(operation, ex);
-        }
-        catch
-        {
-            RedisFailures.Observe(refresh);
-            throw;
-        }
-
-        if (refresh is not null)
-        {
-            await Run(refresh, operation, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<T> Run<T>(Task<T> command, string operation, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        try
-        {
-            return await RedisFailures.WaitAsync(command, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
-        {
-            throw RedisFailures.Unavailable(operation, ex);
-        }
-    }
+    private static void Execute(IBatch batch, Task?[] commands, Task? also, string operation)
+        => RedisFailures.Execute(batch, commands, also, operation);
 
     private static bool MayHaveRun(Exception ex)
         => ex is OperationCanceledException || (ex is BackplaneUnavailableException { InnerException: { } inner } && RedisFailures.MayHaveRun(inner));

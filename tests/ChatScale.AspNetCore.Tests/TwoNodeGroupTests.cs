@@ -104,29 +104,117 @@ public abstract class TwoNodeGroupTests
     }
 
     [Fact]
-    public async Task A_large_group_reaches_every_online_member_once_with_one_publish_per_message()
+    public async Task Online_members_are_counted_across_both_nodes_once_each_and_the_count_follows_disconnects()
     {
-        const int Members = 3_000;
-        const int OnlinePerNode = 5;
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        foreach (var user in new[] { "alice", "bob", "carol", "dave", "erin" })
+        {
+            await Groups(node1).AddToGroupAsync("team", user);
+        }
+
+        using var alice = await node1.ConnectAsync("alice");
+        var bob = await node2.ConnectAsync("bob");
+        using var carolOnNode1 = await node1.ConnectAsync("carol");
+        using var carolOnNode2 = await node2.ConnectAsync("carol");
+        using var mallory = await node2.ConnectAsync("mallory"); // online, not a member
+
+        Assert.Equal(5, await Groups(node2).CountMembersAsync("team"));
+        Assert.Equal(3, await Groups(node2).CountOnlineMembersAsync("team"));
+        Assert.Equal(0, await Groups(node1).CountOnlineMembersAsync("nobody-here"));
+
+        await bob.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+        bob.Dispose();
+        await Poll.UntilAsync(async () => await node1.Registry.GetConnectionCountAsync("bob") == 0, "Bob's connection unregisters");
+
+        Assert.Equal(2, await Groups(node1).CountOnlineMembersAsync("team"));
+    }
+
+    [Fact]
+    public async Task A_connection_added_on_its_own_receives_the_group_until_it_closes_and_its_node_then_unsubscribes()
+    {
+        var prefix = RedisFixture.UniquePrefix("groups");
+        await using var node1 = await StartNodeAsync(prefix);
+        await using var node2 = await StartNodeAsync(prefix);
+        using var dave = await node1.ConnectAsync("dave");
+        var conversationTab = await node2.ConnectAsync("carol");
+        var tabId = Assert.Single(node2.Connections.GetConnections("carol")).ConnectionId;
+        using var otherTab = await node2.ConnectAsync("carol");
+        await Groups(node1).AddToGroupAsync("conversation", "dave");
+
+        Assert.False(await Groups(node1).AddConnectionToGroupAsync("conversation", tabId)); // held by node 2
+        Assert.True(await Groups(node2).AddConnectionToGroupAsync("conversation", tabId));
+        var result = await Groups(node1).PublishToGroupAsync("conversation", Json("""{"n":1}"""));
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":1}"""));
+
+        Assert.Equal(2, result.TargetedNodes);
+        Assert.Equal("""{"n":1}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":1}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":1}""", await otherTab.ReceiveTextAsync()); // Carol's other tab is not in the group
+        Assert.Equal(1, await Groups(node2).CountMembersAsync("conversation"));
+
+        // Carol joins as a user too: each of her connections gets the next message once.
+        await Groups(node1).AddToGroupAsync("conversation", "carol");
+        await Groups(node1).PublishToGroupAsync("conversation", Json("""{"n":2}"""));
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":2}"""));
+        Assert.Equal("""{"n":2}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":2}""", await conversationTab.ReceiveTextAsync());
+        Assert.Equal("""{"n":2}""", await otherTab.ReceiveTextAsync());
+        Assert.Equal("""{"direct":2}""", await otherTab.ReceiveTextAsync());
+        await Groups(node1).RemoveFromGroupAsync("conversation", "carol");
+
+        // The tab closes: node 2 no longer hosts anyone in the group and stops claiming its messages.
+        await conversationTab.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "page closed", CancellationToken.None);
+        conversationTab.Dispose();
+        await Poll.UntilAsync(
+            async () => (await Groups(node1).PublishToGroupAsync("conversation", Json("""{"probe":true}"""))).TargetedNodes == 1,
+            "node 2 unsubscribes from the group");
+        await node1.Broadcaster.PublishAsync(["carol"], Json("""{"direct":3}"""));
+        Assert.Equal("""{"direct":3}""", await otherTab.ReceiveTextAsync());
+    }
+
+    [Fact]
+    public async Task A_10000_member_group_reaches_every_online_member_on_both_nodes_once_with_one_publish_per_message()
+    {
+        const int Members = 10_000;
+        const int WebSocketsPerNode = 10;
         const int Messages = 10;
         var prefix = RedisFixture.UniquePrefix("groups");
         await using var node1 = await StartNodeAsync(prefix);
         await using var node2 = await StartNodeAsync(prefix);
         var users = Enumerable.Range(0, Members).Select(i => $"member-{i}").ToArray();
-        var online = new List<ClientWebSocket>();
+
+        // Members are added while offline (no node to acknowledge), then every one of them comes online: the first 20
+        // over real WebSockets, the other 9,980 as in-process connections registered in each node's real registry
+        // (the same path the endpoint takes, without 10,000 sockets on a 2-core CI machine). Half are on each node.
+        foreach (var chunk in users.Chunk(500))
+        {
+            await Task.WhenAll(chunk.Select(u => Groups(node1).AddToGroupAsync("big", u).AsTask()));
+        }
+
+        Assert.Equal(Members, await Groups(node2).CountMembersAsync("big"));
+        var sockets = new List<ClientWebSocket>();
+        var transports = new CountingTransport[Members];
         try
         {
-            for (var i = 0; i < OnlinePerNode * 2; i++)
+            for (var i = 0; i < WebSocketsPerNode * 2; i++)
             {
-                online.Add(await (i % 2 == 0 ? node1 : node2).ConnectAsync(users[i]));
+                sockets.Add(await (i % 2 == 0 ? node1 : node2).ConnectAsync(users[i]));
             }
 
-            foreach (var chunk in users.Chunk(200))
+            foreach (var chunk in Enumerable.Range(WebSocketsPerNode * 2, Members - (WebSocketsPerNode * 2)).Chunk(500))
             {
-                await Task.WhenAll(chunk.Select(u => Groups(node1).AddToGroupAsync("big", u).AsTask()));
+                await Task.WhenAll(chunk.Select(async i =>
+                {
+                    var node = i % 2 == 0 ? node1 : node2;
+                    transports[i] = new CountingTransport();
+                    var connection = node.Connections.Add(users[i], transports[i]);
+                    await node.Registry.RegisterAsync(new ConnectionRegistration(connection.ConnectionId, users[i], node.NodeId));
+                }));
             }
 
-            Assert.Equal(Members, await Groups(node2).CountMembersAsync("big"));
+            Assert.Equal(Members, await Groups(node1).CountOnlineMembersAsync("big"));
             using var observer = await ConnectAsync();
             var envelopes = new List<int>();
             var channel = Sharded ? RedisChannel.Sharded(prefix + ":g:ch:big") : RedisChannel.Literal(prefix + ":g:ch:big");
@@ -153,9 +241,11 @@ public abstract class TwoNodeGroupTests
             var publishes = delta.GetValueOrDefault("publish") + delta.GetValueOrDefault("spublish");
             Assert.True(publishes <= 2 * Messages, $"{publishes} PUBLISH/SPUBLISH for {Messages} messages: {CommandStats.Format(delta)}");
 
-            // Each online member gets each message exactly once: after the ten group frames the next is a direct one.
-            await node1.Broadcaster.PublishAsync(users[..(OnlinePerNode * 2)], Json("""{"end":true}"""));
-            foreach (var client in online)
+            // Each member gets each message exactly once: a last group message marks the end of each connection's
+            // FIFO queue, and nothing but the ten payloads came before it.
+            var end = Json("""{"end":true}""");
+            await Groups(node1).PublishToGroupAsync("big", end);
+            foreach (var client in sockets)
             {
                 for (var n = 0; n < Messages; n++)
                 {
@@ -165,12 +255,18 @@ public abstract class TwoNodeGroupTests
                 Assert.Equal("""{"end":true}""", await client.ReceiveTextAsync());
             }
 
+            await Poll.UntilAsync(() => transports.All(t => t is null || t.Frames(end.Span) == 1), "every in-process member received the end marker");
+            for (var i = WebSocketsPerNode * 2; i < Members; i++)
+            {
+                Assert.True(transports[i].Frames(payload.Span) == Messages && transports[i].Total == Messages + 1, $"{users[i]} received {transports[i].Frames(payload.Span)} of {Messages} messages ({transports[i].Total} frames in all)");
+            }
+
             await Poll.UntilAsync(
                 () =>
                 {
                     lock (envelopes)
                     {
-                        return envelopes.Count == Messages;
+                        return envelopes.Count == Messages + 1;
                     }
                 },
                 "the observer saw every envelope");
@@ -179,12 +275,12 @@ public abstract class TwoNodeGroupTests
             var header = 3 + 1 + node1.NodeId.Length + 16 + 1 + 1 + "big".Length + 5;
             lock (envelopes)
             {
-                Assert.All(envelopes, length => Assert.True(length <= payload.Length + header, $"envelope of {length} bytes for a {payload.Length}-byte payload"));
+                Assert.All(envelopes.Take(Messages), length => Assert.True(length <= payload.Length + header, $"envelope of {length} bytes for a {payload.Length}-byte payload"));
             }
         }
         finally
         {
-            foreach (var client in online)
+            foreach (var client in sockets)
             {
                 client.Dispose();
             }

@@ -88,4 +88,36 @@ public sealed class DeadRouteTests(RedisFixture redis)
         Assert.Equal(claimed, await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-b"));
         await Eventually.TrueAsync(async () => (await a.Registry.LocateAsync(["bob"])).OfflineUsers.Count == 1, "bob to read offline on node A");
     }
+
+    [Fact]
+    public async Task NodeThatNeverClaimedItsUsers_HasItsEntriesSwept_AndRestoresThemOnceItReceives()
+    {
+        var prefix = RedisFixture.UniquePrefix("never-claimed");
+        await using var a = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-a");
+        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b");
+        var readiness = b.Services.GetRequiredService<BackplaneReadiness>();
+        var db = a.Multiplexer.GetDatabase();
+
+        // B's listener never got its first subscription (a degraded start): B has never claimed anyone when bob connects.
+        readiness.MarkNotReceiving("test: first subscribe timed out");
+        await b.ConnectAsync("bob");
+        await b.Registry.HeartbeatAsync("node-b");
+        Assert.Equal(0, await db.SortedSetScoreAsync(PresenceKeys.Heartbeats(prefix), "node-b"));   // known, never alive
+        Assert.Equal(1, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-b"));
+        Assert.Equal(["bob"], (await a.Registry.LocateAsync(["bob"])).OfflineUsers);
+
+        // Any node's sweep finds B (before, B was absent from the heartbeats and its entries were never swept), and B's
+        // own heartbeats do not put them back while it cannot receive.
+        var removed = await a.Services.GetRequiredService<RedisConnectionRegistry>().SweepAsync(CancellationToken.None);
+        Assert.Equal(1, removed);
+        await b.Registry.HeartbeatAsync("node-b");
+        Assert.Equal(0, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-b"));
+        Assert.False(await db.KeyExistsAsync(PresenceKeys.User(prefix, "bob")));
+
+        // Once B receives, its first heartbeat claims and restores bob, who is reachable again.
+        readiness.MarkReceiving();
+        await b.Registry.HeartbeatAsync("node-b");
+        Assert.Equal(1, await PresenceKeys.NodeEntriesAsync(a.Multiplexer, prefix, "node-b"));
+        Assert.Empty((await a.PublishAsync("back", "bob")).OfflineUsers);
+    }
 }

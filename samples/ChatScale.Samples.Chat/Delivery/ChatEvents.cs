@@ -14,5 +14,12 @@ public static class ChatEvents
     /// <returns>The frame.</returns>
     public static byte[] MessageFrame(ChatMessage message) => JsonSerializer.SerializeToUtf8Bytes(new MessageEvent("message", message), Json);
 
+    /// <summary><c>{"type":"channel","post":{...}}</c> as UTF-8 bytes: a post to a public channel.</summary>
+    /// <param name="post">The post.</param>
+    /// <returns>The frame.</returns>
+    public static byte[] ChannelFrame(Api.ChannelPost post) => JsonSerializer.SerializeToUtf8Bytes(new ChannelEvent("channel", post), Json);
+
     private sealed record MessageEvent(string Type, ChatMessage Message);
+
+    private sealed record ChannelEvent(string Type, Api.ChannelPost Post);
 }

@@ -39,54 +39,48 @@ internal sealed class ClientSession
 
     public async Task<string> RunAsync(HttpContext context, WebSocket socket, ClientConnection connection, ChatScaleConnectionContext connectionContext, IClientMessageHandler? handler)
     {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        try
+        // Every path below awaits the receive loop before it returns, so the request's own token is all the handler
+        // needs (a linked source would cost every idle connection a source and two registrations).
+        var receive = ReceiveAsync(socket, connectionContext, handler, context.RequestAborted);
+        if (await Task.WhenAny(receive, connection.Completion).ConfigureAwait(false) != receive)
         {
-            var receive = ReceiveAsync(socket, connectionContext, handler, ended.Token);
-            if (await Task.WhenAny(receive, connection.Completion).ConfigureAwait(false) != receive)
+            // The server closed the connection (shutdown, or a slow consumer under the close policy), or sending
+            // failed: let the client answer the close frame, but not forever.
+            await WaitAsync(receive, ChatScaleEndpoint.CloseHandshakeTimeout).ConfigureAwait(false);
+            if (!receive.IsCompleted)
             {
-                // The server closed the connection (shutdown, or a slow consumer under the close policy), or sending
-                // failed: let the client answer the close frame, but not forever.
-                await WaitAsync(receive, ChatScaleEndpoint.CloseHandshakeTimeout).ConfigureAwait(false);
-                if (!receive.IsCompleted)
-                {
-                    socket.Abort();
-                }
-            }
-
-            var (outcome, status, reason, exception) = await receive.ConfigureAwait(false);
-            switch (outcome)
-            {
-                case ReceiveEnd.ClientClosed:
-                    // Answer the client's close (no-op when the server closed first); frames still queued are moot.
-                    await connection.CloseAsync(ConnectionCloseStatus.NormalClosure, string.Empty, TimeSpan.Zero).ConfigureAwait(false);
-                    return connection.CloseStatus is { } closedWith and not ConnectionCloseStatus.NormalClosure ? CloseStatusNames.Describe(closedWith) : "client_closed";
-
-                case ReceiveEnd.Violation:
-                    if (exception is not null)
-                    {
-                        AspNetCoreLog.HandlerFailed(_logger, exception, connection.ConnectionId, connection.UserId);
-                    }
-                    else
-                    {
-                        AspNetCoreLog.ClosingConnection(_logger, connection.ConnectionId, connection.UserId, status, reason);
-                    }
-
-                    // Queued frames are dropped, but a burst being written may finish (within the slow-consumer close
-                    // timeout), so the close frame reaches a client that reads, even slowly; meanwhile keep reading.
-                    var closing = connection.CloseAsync(status, reason, TimeSpan.Zero);
-                    await DrainUntilCloseAsync(socket, _closeBound, context.RequestAborted).ConfigureAwait(false);
-                    await WaitAsync(closing, ChatScaleEndpoint.CloseHandshakeTimeout).ConfigureAwait(false);
-                    return CloseStatusNames.Describe(status);
-
-                default:
-                    AspNetCoreLog.ConnectionAborted(_logger, exception, connection.ConnectionId);
-                    return "aborted";
+                socket.Abort();
             }
         }
-        finally
+
+        var (outcome, status, reason, exception) = await receive.ConfigureAwait(false);
+        switch (outcome)
         {
-            await ended.CancelAsync().ConfigureAwait(false);
+            case ReceiveEnd.ClientClosed:
+                // Answer the client's close (no-op when the server closed first); frames still queued are moot.
+                await connection.CloseAsync(ConnectionCloseStatus.NormalClosure, string.Empty, TimeSpan.Zero).ConfigureAwait(false);
+                return connection.CloseStatus is { } closedWith and not ConnectionCloseStatus.NormalClosure ? CloseStatusNames.Describe(closedWith) : "client_closed";
+
+            case ReceiveEnd.Violation:
+                if (exception is not null)
+                {
+                    AspNetCoreLog.HandlerFailed(_logger, exception, connection.ConnectionId, connection.UserId);
+                }
+                else
+                {
+                    AspNetCoreLog.ClosingConnection(_logger, connection.ConnectionId, connection.UserId, status, reason);
+                }
+
+                // Queued frames are dropped, but a burst being written may finish (within the slow-consumer close
+                // timeout), so the close frame reaches a client that reads, even slowly; meanwhile keep reading.
+                var closing = connection.CloseAsync(status, reason, TimeSpan.Zero);
+                await DrainUntilCloseAsync(socket, _closeBound, context.RequestAborted).ConfigureAwait(false);
+                await WaitAsync(closing, ChatScaleEndpoint.CloseHandshakeTimeout).ConfigureAwait(false);
+                return CloseStatusNames.Describe(status);
+
+            default:
+                AspNetCoreLog.ConnectionAborted(_logger, exception, connection.ConnectionId);
+                return "aborted";
         }
     }
 
@@ -100,7 +94,7 @@ internal sealed class ClientSession
         // its data is there (and returned after each message), so an idle connection holds none.
         byte[]? buffer = null;
         var count = 0;
-        var rate = new TokenBucket(_endpointOptions.MessagesPerSecond, _endpointOptions.MessageBurst, _time);
+        var rate = _endpointOptions.MessagesPerSecond > 0 ? new TokenBucket(_endpointOptions.MessagesPerSecond, _endpointOptions.MessageBurst, _time) : null;
         try
         {
             if (handler is not null)
@@ -120,11 +114,13 @@ internal sealed class ClientSession
                 ValueWebSocketReceiveResult result;
                 if (buffer is null)
                 {
-                    result = await socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                    // Without a token: a registration per connection for nothing, since the read ends when the
+                    // connection does (the server aborts it, or the client goes away).
+                    result = await socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
                     buffer = ArrayPool<byte>.Shared.Rent(Math.Min(InitialReceiveBuffer, _receiveCap));
                     if (result.MessageType != WebSocketMessageType.Close && !result.EndOfMessage)
                     {
-                        result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
+                        result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
                 else
@@ -138,7 +134,7 @@ internal sealed class ClientSession
                         buffer = larger;
                     }
 
-                    result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), cancellationToken).ConfigureAwait(false);
+                    result = await socket.ReceiveAsync(ReceiveWindow(buffer, count), CancellationToken.None).ConfigureAwait(false);
                 }
 
                 if (result.MessageType == WebSocketMessageType.Close)
@@ -164,7 +160,7 @@ internal sealed class ClientSession
 
                 var message = buffer.AsMemory(0, count);
                 count = 0;
-                if (!rate.TryTake())
+                if (rate?.TryTake() == false)
                 {
                     return new(ReceiveEnd.Violation, ConnectionCloseStatus.PolicyViolation, "Message rate limit exceeded.", null);
                 }

@@ -1,19 +1,25 @@
+using Microsoft.AspNetCore.Http;
+
 namespace ChatScale.AspNetCore.Internal;
 
 /// <summary>
 /// The upgraded connection as <see cref="System.Net.WebSockets.WebSocket"/> sees it: reads pass straight through,
 /// and every write (a pong, a keep-alive ping, a close frame, each one whole frame per call) takes the connection's
 /// write lock, so the control frames of the receive side interleave correctly with the data bursts that
-/// <see cref="WebSocketFrameWriter"/> writes to the same stream. <paramref name="onDisposed"/> learns whether a
-/// close frame went out: disposing the server's upgraded stream alone does not end a read pending on it, so a
-/// WebSocket that is disposed aborted without having sent a close (a keep-alive timeout) must abort the connection,
-/// while one that sent its close must not (that would drop the close frame before the client reads it).
+/// <see cref="WebSocketFrameWriter"/> writes to the same stream. On dispose it tells whether a close frame went out:
+/// disposing the server's upgraded stream alone does not end a read pending on it, so a WebSocket (<see cref="Socket"/>)
+/// that is disposed aborted without having sent a close (a keep-alive timeout) aborts the connection
+/// (<paramref name="context"/>), while one that sent its close does not (that would drop the close frame before the
+/// client reads it). Fields rather than a callback: one object less per connection.
 /// </summary>
-internal sealed class SerializedWriteStream(Stream inner, SemaphoreSlim writeLock, Action<bool> onDisposed) : Stream
+internal sealed class SerializedWriteStream(Stream inner, SemaphoreSlim writeLock, HttpContext context) : Stream
 {
     private const int OpcodeMask = 0x0F;
     private const int CloseOpcode = 0x08;
     private volatile bool _closeSent;
+
+    /// <summary>The WebSocket created over this stream.</summary>
+    public System.Net.WebSockets.WebSocket? Socket { get; set; }
 
     public override bool CanRead => true;
 
@@ -71,7 +77,10 @@ internal sealed class SerializedWriteStream(Stream inner, SemaphoreSlim writeLoc
         if (disposing)
         {
             inner.Dispose();
-            onDisposed(_closeSent);
+            if (!_closeSent && Socket?.State == System.Net.WebSockets.WebSocketState.Aborted)
+            {
+                context.Abort();
+            }
         }
 
         base.Dispose(disposing);

@@ -11,20 +11,23 @@ namespace ChatScale.AspNetCore.Internal;
 /// </summary>
 internal sealed class WebSocketTransport : IConnectionTransport
 {
-    private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Until the socket is attached; then dropped, so a connection does not keep it for its whole life.
+    private TaskCompletionSource? _attaching = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private WebSocket? _socket;
     private WebSocketFrameWriter? _writer;
+
+    private bool IsAttached => Volatile.Read(ref _attaching) is null;
 
     public void Attach(WebSocket socket, WebSocketFrameWriter? writer)
     {
         _socket = socket;
         _writer = writer;
-        _attached.TrySetResult();
+        Interlocked.Exchange(ref _attaching, null)?.TrySetResult();
     }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        if (!_attached.Task.IsCompleted)
+        if (!IsAttached)
         {
             return SendAfterAcceptAsync(frame, cancellationToken);
         }
@@ -36,7 +39,7 @@ internal sealed class WebSocketTransport : IConnectionTransport
 
     public ValueTask SendBatchAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
     {
-        if (_attached.Task.IsCompleted && _writer is { } writer)
+        if (IsAttached && _writer is { } writer)
         {
             return writer.WriteAsync(frames, cancellationToken);
         }
@@ -60,7 +63,7 @@ internal sealed class WebSocketTransport : IConnectionTransport
 
     private async ValueTask SendEachAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
     {
-        await _attached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await WhenAttached().WaitAsync(cancellationToken).ConfigureAwait(false);
         if (_writer is { } writer)
         {
             await writer.WriteAsync(frames, cancellationToken).ConfigureAwait(false);
@@ -73,9 +76,11 @@ internal sealed class WebSocketTransport : IConnectionTransport
         }
     }
 
+    private Task WhenAttached() => Volatile.Read(ref _attaching)?.Task ?? Task.CompletedTask;
+
     private async ValueTask SendAfterAcceptAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        await _attached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await WhenAttached().WaitAsync(cancellationToken).ConfigureAwait(false);
         await SendAsync(frame, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -36,20 +36,14 @@ internal static class WebSocketUpgrade
         headers.SecWebSocketAccept = AcceptKey(key);
         var stream = await upgrade.UpgradeAsync().ConfigureAwait(false);
         var writeLock = new SemaphoreSlim(1, 1);
-        WebSocket? socket = null;
-        var shared = new SerializedWriteStream(stream, writeLock, closeSent =>
-        {
-            if (!closeSent && socket?.State == WebSocketState.Aborted)
-            {
-                context.Abort();
-            }
-        });
-        socket = WebSocket.CreateFromStream(shared, new WebSocketCreationOptions
+        var shared = new SerializedWriteStream(stream, writeLock, context);
+        var socket = WebSocket.CreateFromStream(shared, new WebSocketCreationOptions
         {
             IsServer = true,
             KeepAliveInterval = acceptContext.KeepAliveInterval ?? WebSocket.DefaultKeepAliveInterval,
             KeepAliveTimeout = acceptContext.KeepAliveTimeout ?? Timeout.InfiniteTimeSpan,
         });
+        shared.Socket = socket;
         return (socket, new WebSocketFrameWriter(stream, writeLock));
     }
 

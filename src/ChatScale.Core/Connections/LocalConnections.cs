@@ -19,12 +19,22 @@ namespace ChatScale.Connections;
 /// </remarks>
 public sealed class LocalConnections : IDisposable
 {
+    // Past this many envelopes a batch is written out before the rest is queued, to bound the delay of its first frame.
+    private const int MaxBatchEnvelopes = 64;
+
     private readonly ConcurrentDictionary<string, UserConnections> _byUser = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, UserConnections>.AlternateLookup<ReadOnlySpan<char>> _byUserSpan;
     private readonly ConcurrentDictionary<string, ClientConnection> _byId = new(StringComparer.Ordinal);
     private readonly ChatScaleOptions _options;
     private readonly ChatScaleMetrics _metrics;
     private readonly ILogger _logger;
+
+    // Envelopes per batch run: each may bring a connection one frame, and all of them are queued before its writer
+    // runs, so a batch must fit well inside one queue or a client that reads fine would count as slow.
+    private readonly int _batchEnvelopes;
+
+    // A batch kept for the next Deliver of envelopes (two concurrent callers: the second makes its own).
+    private DeliveryBatch? _spareBatch;
 
     /// <summary>Creates the engine.</summary>
     /// <param name="options">The node options (queue capacity, slow-consumer policy, node id).</param>
@@ -38,6 +48,7 @@ public sealed class LocalConnections : IDisposable
         _metrics = new ChatScaleMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<LocalConnections>() ?? NullLogger.Instance;
         _metrics.ObserveQueueDepth(TotalQueuedFrames);
+        _batchEnvelopes = Math.Clamp(_options.SendQueueCapacity / 2, 1, MaxBatchEnvelopes);
     }
 
     /// <summary>This node's id.</summary>
@@ -99,11 +110,53 @@ public sealed class LocalConnections : IDisposable
         {
             if (_byUser.TryGetValue(userIds[i], out var entry))
             {
-                queued += entry.Enqueue(payload);
+                queued += entry.Enqueue(payload, batch: null);
             }
         }
 
         _metrics.Delivered(queued);
+        return queued;
+    }
+
+    /// <summary>
+    /// Delivers envelopes that arrived together (one read from the backplane), in order, and then writes each
+    /// connection they reached once: every frame the batch brought a connection goes out in one burst, written from
+    /// the calling thread (no thread-pool hop) as far as the transport takes it without waiting; a connection whose
+    /// send has to wait finishes on its own, so a slow client never holds up the caller.
+    /// </summary>
+    /// <param name="envelopes">The envelopes, as returned by <see cref="EnvelopeCodec.Decode"/>.</param>
+    /// <returns>How many frames were queued, over all envelopes.</returns>
+    public int Deliver(ReadOnlySpan<BackplaneEnvelope> envelopes)
+    {
+        var batch = Interlocked.Exchange(ref _spareBatch, null) ?? new DeliveryBatch();
+        var queued = 0;
+        try
+        {
+            for (var start = 0; start < envelopes.Length; start += _batchEnvelopes)
+            {
+                var chunk = envelopes.Slice(start, Math.Min(_batchEnvelopes, envelopes.Length - start));
+                try
+                {
+                    for (var i = 0; i < chunk.Length; i++)
+                    {
+                        ArgumentNullException.ThrowIfNull(chunk[i], nameof(envelopes));
+                        queued += Deliver(chunk[i], batch);
+                    }
+                }
+                finally
+                {
+                    batch.Run();
+                }
+            }
+        }
+        finally
+        {
+            if (batch.IsWorthKeeping)
+            {
+                Volatile.Write(ref _spareBatch, batch);
+            }
+        }
+
         return queued;
     }
 
@@ -117,28 +170,45 @@ public sealed class LocalConnections : IDisposable
     public int Deliver(BackplaneEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
+        return Deliver(envelope, batch: null);
+    }
+
+    private int Deliver(BackplaneEnvelope envelope, DeliveryBatch? batch)
+    {
         if (envelope.Kind == EnvelopeKind.All)
         {
-            return DeliverToAll(envelope.Payload);
+            return DeliverToAll(envelope.Payload, batch);
         }
 
+        var payload = envelope.Payload;
+        int queued;
         if (!envelope.HasEncodedRecipients)
         {
-            return Deliver(envelope.Recipients, envelope.Payload);
+            var recipients = envelope.Recipients;
+            queued = 0;
+            for (var i = 0; i < recipients.Count; i++)
+            {
+                if (_byUser.TryGetValue(recipients[i], out var entry))
+                {
+                    queued += entry.Enqueue(payload, batch);
+                }
+            }
+
+            _metrics.Delivered(queued);
+            return queued;
         }
 
         // A user id is at most MaxUserIdBytes of UTF-8, hence at most as many UTF-16 chars.
         Span<char> userId = stackalloc char[EnvelopeLimits.MaxUserIdBytes];
         var block = envelope.EncodedRecipients.Span;
-        var payload = envelope.Payload;
-        var queued = 0;
+        queued = 0;
         var pos = 0;
         for (var i = 0; i < envelope.RecipientCount; i++)
         {
             var chars = Encoding.UTF8.GetChars(EnvelopeCodec.NextRecipient(block, ref pos), userId);
             if (_byUserSpan.TryGetValue(userId[..chars], out var entry))
             {
-                queued += entry.Enqueue(payload);
+                queued += entry.Enqueue(payload, batch);
             }
         }
 
@@ -149,12 +219,14 @@ public sealed class LocalConnections : IDisposable
     /// <summary>Queues <paramref name="payload"/> on every connection this node holds.</summary>
     /// <param name="payload">The frame, shared by every queue.</param>
     /// <returns>How many connections the frame was queued on.</returns>
-    public int DeliverToAll(ReadOnlyMemory<byte> payload)
+    public int DeliverToAll(ReadOnlyMemory<byte> payload) => DeliverToAll(payload, batch: null);
+
+    private int DeliverToAll(ReadOnlyMemory<byte> payload, DeliveryBatch? batch)
     {
         var queued = 0;
         foreach (var pair in _byId)
         {
-            if (pair.Value.TryEnqueue(payload))
+            if (pair.Value.TryEnqueue(payload, batch))
             {
                 queued++;
             }
@@ -168,6 +240,13 @@ public sealed class LocalConnections : IDisposable
     /// <param name="userId">The user.</param>
     /// <returns><see langword="true"/> when connected here.</returns>
     public bool IsConnected(string userId) => _byUser.TryGetValue(userId, out var entry) && entry.Items.Length > 0;
+
+    /// <summary>The open connection <paramref name="connectionId"/> of this node, if there is one.</summary>
+    /// <param name="connectionId">The connection's id.</param>
+    /// <param name="connection">The connection, when found.</param>
+    /// <returns><see langword="true"/> when this node holds it and it is not closing.</returns>
+    public bool TryGetConnection(string connectionId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ClientConnection? connection)
+        => _byId.TryGetValue(connectionId, out connection);
 
     /// <summary>The connections <paramref name="userId"/> has on this node (a snapshot).</summary>
     /// <param name="userId">The user.</param>
@@ -258,13 +337,13 @@ public sealed class LocalConnections : IDisposable
 
         public bool Dead { get; set; }
 
-        public int Enqueue(ReadOnlyMemory<byte> payload)
+        public int Enqueue(ReadOnlyMemory<byte> payload, DeliveryBatch? batch)
         {
             var items = _items;
             var queued = 0;
             for (var j = 0; j < items.Length; j++)
             {
-                if (items[j].TryEnqueue(payload))
+                if (items[j].TryEnqueue(payload, batch))
                 {
                     queued++;
                 }

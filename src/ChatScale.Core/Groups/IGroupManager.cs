@@ -18,6 +18,8 @@ namespace ChatScale.Groups;
 /// await groups.AddToGroupAsync("room:lobby", "alice", ct);
 /// var result = await groups.PublishToGroupAsync("room:lobby", """{"text":"hi"}"""u8.ToArray(), exceptUserId: "bob", ct);
 /// var page = await groups.GetMembersAsync("room:lobby", cursor: null, count: 100, ct);
+/// var online = await groups.CountOnlineMembersAsync("room:lobby", ct); // cost grows with the group: not per message
+/// await groups.AddConnectionToGroupAsync("conversation:42", connection.ConnectionId, ct); // this socket, until it closes
 /// </code>
 /// </example>
 public interface IGroupManager
@@ -50,11 +52,49 @@ public interface IGroupManager
     /// <returns>The number of members.</returns>
     ValueTask<long> CountMembersAsync(string groupId, CancellationToken cancellationToken = default);
 
+    /// <summary>Counts the group's members that are online: connected to at least one live node.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The number of online members; a member connected to several nodes counts once.</returns>
+    /// <remarks>
+    /// <b>Cost: proportional to the group's size</b>, unlike a publish. On Redis the members are read in pages of 1,000
+    /// (<c>SSCAN</c>) and each page is one presence lookup (one pipelined <c>HVALS</c> per member), so a 10,000-member
+    /// group costs 20 round trips and about 10,000 small reads: fine for a member list or a dashboard refreshed every
+    /// few seconds, too much to run with every message. In memory it checks each member against this node's connections.
+    /// </remarks>
+    ValueTask<long> CountOnlineMembersAsync(string groupId, CancellationToken cancellationToken = default);
+
     /// <summary>The groups <paramref name="userId"/> belongs to.</summary>
     /// <param name="userId">The user.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The group ids, in no particular order.</returns>
     ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Adds one connection, not its user, to <paramref name="groupId"/> until it closes: a transient subscription, such
+    /// as a page that has a conversation open. It receives the group's messages like a member's connection would.
+    /// </summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="connectionId">The connection (<c>ChatScaleConnectionContext.ConnectionId</c>, <see cref="Connections.ClientConnection.ConnectionId"/>).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>
+    /// <see langword="true"/> when added; <see langword="false"/> when it was already in the group or is not open on
+    /// this node.
+    /// </returns>
+    /// <remarks>
+    /// Call it on the node that holds the connection, for example from an <c>IClientMessageHandler</c>. It is kept by
+    /// that node only (nothing is stored in the backplane but the node's subscription to the group) and ends when the
+    /// connection closes: it is not a membership, so it is not listed, counted, or returned by
+    /// <see cref="GetGroupsAsync"/>. A connection whose user is also a member receives each message once.
+    /// </remarks>
+    ValueTask<bool> AddConnectionToGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes a connection added by <see cref="AddConnectionToGroupAsync"/> before it closes.</summary>
+    /// <param name="groupId">The group.</param>
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns><see langword="true"/> when it was in the group on this node.</returns>
+    ValueTask<bool> RemoveConnectionFromGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default);
 
     /// <summary>Publishes <paramref name="payload"/> to every connection of every online member of <paramref name="groupId"/>.</summary>
     /// <param name="groupId">The group.</param>

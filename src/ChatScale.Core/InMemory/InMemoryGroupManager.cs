@@ -9,9 +9,9 @@ namespace ChatScale.InMemory;
 /// straight to <see cref="LocalConnections"/>.
 /// </summary>
 /// <remarks>
-/// Each group keeps an immutable snapshot of its members, replaced on every change, so a publish delivers to the
-/// snapshot without a lock and without copying the member list (only a publish with an excluded user builds a
-/// filtered list).
+/// Each group keeps an immutable snapshot of its recipients (<see cref="GroupRecipients"/>), replaced on every change,
+/// so a publish delivers to the snapshot without a lock and without copying the member list (only a publish with an
+/// excluded user builds a filtered list). Connection-scoped members are dropped when their connection completes.
 /// </remarks>
 public sealed class InMemoryGroupManager : IGroupManager, IDisposable
 {
@@ -20,6 +20,7 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Group> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _groupsOfUser = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<string>> _groupsOfConnection = new(StringComparer.Ordinal);
 
     /// <summary>Creates the manager over this node's connections.</summary>
     /// <param name="connections">The local fan-out engine.</param>
@@ -49,7 +50,7 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
                 return ValueTask.FromResult(false);
             }
 
-            group.Snapshot = null;
+            group.Recipients = null;
             if (!_groupsOfUser.TryGetValue(userId, out var groups))
             {
                 _groupsOfUser[userId] = groups = new HashSet<string>(StringComparer.Ordinal);
@@ -75,8 +76,8 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
                 return ValueTask.FromResult(false);
             }
 
-            group.Snapshot = null;
-            if (group.Members.Count == 0)
+            group.Recipients = null;
+            if (group.IsEmpty)
             {
                 _groups.Remove(groupId);
             }
@@ -144,6 +145,24 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
     }
 
     /// <inheritdoc />
+    public ValueTask<long> CountOnlineMembersAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        GroupIds.Check(groupId, nameof(groupId));
+        cancellationToken.ThrowIfCancellationRequested();
+        var members = Recipients(groupId).Users;
+        var online = 0L;
+        foreach (var member in members)
+        {
+            if (_connections.IsConnected(member))
+            {
+                online++;
+            }
+        }
+
+        return ValueTask.FromResult(online);
+    }
+
+    /// <inheritdoc />
     public ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default)
     {
         GroupIds.Check(userId, nameof(userId));
@@ -159,37 +178,149 @@ public sealed class InMemoryGroupManager : IGroupManager, IDisposable
     {
         GroupIds.Check(groupId, nameof(groupId));
         cancellationToken.ThrowIfCancellationRequested();
-        string[] members;
-        lock (_gate)
-        {
-            if (!_groups.TryGetValue(groupId, out var group))
-            {
-                members = [];
-            }
-            else
-            {
-                members = group.Snapshot ??= [.. group.Members];
-            }
-        }
-
-        var recipients = members;
-        if (exceptUserId is not null && Array.IndexOf(members, exceptUserId) >= 0)
-        {
-            recipients = Array.FindAll(members, m => !string.Equals(m, exceptUserId, StringComparison.Ordinal));
-        }
-
-        var queued = recipients.Length == 0 ? 0 : _connections.Deliver(recipients, payload);
+        var queued = Recipients(groupId).Deliver(_connections, payload, exceptUserId);
         _metrics.Published();
         return ValueTask.FromResult(new PublishResult(Guid.CreateVersion7(), queued > 0 ? 1 : 0, []));
     }
 
     /// <inheritdoc />
+    public ValueTask<bool> AddConnectionToGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        GroupIds.Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_connections.TryGetConnection(connectionId, out var connection))
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        bool first;
+        lock (_gate)
+        {
+            if (!_groups.TryGetValue(groupId, out var group))
+            {
+                _groups[groupId] = group = new Group();
+            }
+
+            if (!group.Connections.TryAdd(connectionId, connection))
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            group.Recipients = null;
+            first = !_groupsOfConnection.TryGetValue(connectionId, out var groups);
+            if (first)
+            {
+                _groupsOfConnection[connectionId] = groups = new HashSet<string>(StringComparer.Ordinal);
+            }
+
+            groups!.Add(groupId);
+        }
+
+        if (first)
+        {
+            // Runs at once if the connection already closed; the cleanup cannot throw.
+            _ = connection.Completion.ContinueWith(
+                static (_, state) =>
+                {
+                    var (manager, id) = ((InMemoryGroupManager, string))state!;
+                    manager.DropConnection(id);
+                },
+                (this, connectionId),
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
+        return ValueTask.FromResult(true);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> RemoveConnectionFromGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        GroupIds.Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            if (!RemoveConnection(groupId, connectionId))
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            if (_groupsOfConnection.TryGetValue(connectionId, out var groups) && groups.Remove(groupId) && groups.Count == 0)
+            {
+                _groupsOfConnection.Remove(connectionId);
+            }
+        }
+
+        return ValueTask.FromResult(true);
+    }
+
+    /// <inheritdoc />
     public void Dispose() => _metrics.Dispose();
+
+    // How many connections are in a group on their own (for tests: zero once they all closed).
+    internal int ConnectionsTracked
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _groupsOfConnection.Count;
+            }
+        }
+    }
+
+    // The group's recipients, rebuilt only after a change: read without copying.
+    private GroupRecipients Recipients(string groupId)
+    {
+        lock (_gate)
+        {
+            return _groups.TryGetValue(groupId, out var group) ? group.Recipients ??= GroupRecipients.Create(group.Members, group.Connections.Values) : GroupRecipients.Empty;
+        }
+    }
+
+    // The connection closed: it leaves every group it was added to on its own.
+    private void DropConnection(string connectionId)
+    {
+        lock (_gate)
+        {
+            if (_groupsOfConnection.Remove(connectionId, out var groups))
+            {
+                foreach (var groupId in groups)
+                {
+                    RemoveConnection(groupId, connectionId);
+                }
+            }
+        }
+    }
+
+    // Call under _gate.
+    private bool RemoveConnection(string groupId, string connectionId)
+    {
+        if (!_groups.TryGetValue(groupId, out var group) || !group.Connections.Remove(connectionId))
+        {
+            return false;
+        }
+
+        group.Recipients = null;
+        if (group.IsEmpty)
+        {
+            _groups.Remove(groupId);
+        }
+
+        return true;
+    }
 
     private sealed class Group
     {
         public SortedSet<string> Members { get; } = new(StringComparer.Ordinal);
 
-        public string[]? Snapshot { get; set; }
+        public Dictionary<string, ClientConnection> Connections { get; } = new(StringComparer.Ordinal);
+
+        public GroupRecipients? Recipients { get; set; }
+
+        public bool IsEmpty => Members.Count == 0 && Connections.Count == 0;
     }
 }

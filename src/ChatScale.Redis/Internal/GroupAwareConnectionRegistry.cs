@@ -9,11 +9,25 @@ internal sealed class GroupAwareConnectionRegistry(IConnectionRegistry inner, Gr
 {
     public async ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
-        await inner.RegisterAsync(connection, cancellationToken).ConfigureAwait(false);
-        if (string.Equals(connection.NodeId, groups.NodeId, StringComparison.Ordinal))
+        if (!IsLocal(connection))
         {
-            await groups.UserConnectedAsync(connection.UserId, cancellationToken).ConfigureAwait(false);
+            await inner.RegisterAsync(connection, cancellationToken).ConfigureAwait(false);
+            return;
         }
+
+        // Known to the group node before presence routes a change here, so no change slips between the two.
+        groups.ConnectionOpening(connection);
+        try
+        {
+            await inner.RegisterAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await groups.ConnectionClosedAsync(connection).ConfigureAwait(false);
+            throw;
+        }
+
+        await groups.ConnectionRegisteredAsync(connection, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
@@ -24,9 +38,9 @@ internal sealed class GroupAwareConnectionRegistry(IConnectionRegistry inner, Gr
         }
         finally
         {
-            if (string.Equals(connection.NodeId, groups.NodeId, StringComparison.Ordinal))
+            if (IsLocal(connection))
             {
-                await groups.UserDisconnectedAsync(connection.UserId).ConfigureAwait(false);
+                await groups.ConnectionClosedAsync(connection).ConfigureAwait(false);
             }
         }
     }
@@ -42,4 +56,6 @@ internal sealed class GroupAwareConnectionRegistry(IConnectionRegistry inner, Gr
 
     public ValueTask RemoveNodeAsync(string nodeId, CancellationToken cancellationToken = default)
         => inner.RemoveNodeAsync(nodeId, cancellationToken);
+
+    private bool IsLocal(ConnectionRegistration connection) => string.Equals(connection.NodeId, groups.NodeId, StringComparison.Ordinal);
 }

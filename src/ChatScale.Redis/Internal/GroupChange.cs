@@ -52,6 +52,37 @@ internal readonly record struct GroupChange(bool Joined, Guid ChangeId, string O
         return new GroupChange(data[0] == '+', id, origin, group, user);
     }
 
+    /// <summary>An acknowledgement of a change: <c>change id (16) | node id</c>.</summary>
+    public static byte[] EncodeAck(Guid changeId, string nodeId)
+    {
+        var buffer = new byte[16 + StrictUtf8.GetByteCount(nodeId)];
+        changeId.TryWriteBytes(buffer, bigEndian: true, out _);
+        StrictUtf8.GetBytes(nodeId, buffer.AsSpan(16));
+        return buffer;
+    }
+
+    public static bool TryDecodeAck(ReadOnlySpan<byte> data, out Guid changeId, out string nodeId)
+    {
+        changeId = default;
+        nodeId = string.Empty;
+        if (data.Length <= 16)
+        {
+            return false;
+        }
+
+        try
+        {
+            nodeId = StrictUtf8.GetString(data[16..]);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+
+        changeId = new Guid(data[..16], bigEndian: true);
+        return true;
+    }
+
     private static string ReadString(ReadOnlySpan<byte> data, ref int pos)
     {
         if (data.Length - pos < 2)

@@ -19,4 +19,10 @@ internal static partial class GroupLog
 
     [LoggerMessage(2704, LogLevel.Debug, "Membership change {ChangeId} was not acknowledged by {Missing} node(s) within {Timeout}.")]
     public static partial void AckTimedOut(ILogger logger, Guid changeId, int missing, TimeSpan timeout);
+
+    [LoggerMessage(2705, LogLevel.Debug, "Membership change {ChangeId} of group {GroupId} is kept by node {NodeId} until the user's groups are loaded.")]
+    public static partial void ChangeKept(ILogger logger, Guid changeId, string groupId, string nodeId);
+
+    [LoggerMessage(2706, LogLevel.Error, "Delivering group message {MessageId} of group {GroupId} failed; the group's next messages are still delivered.")]
+    public static partial void DeliveryFailed(ILogger logger, Exception exception, Guid messageId, string groupId);
 }

@@ -49,13 +49,17 @@ internal static class PresenceScripts
         """;
 
     /// <summary>
-    /// KEYS: heartbeats. ARGV: nodeId to mark alive now, or an empty string to only read. Returns { now, { node1,
+    /// KEYS: heartbeats. ARGV: nodeId to mark alive now, or an empty string to only read; optionally a nodeId that
+    /// does not claim its users (its listener is not subscribed), recorded with score 0 if it has no heartbeat yet, so
+    /// it reads dead and the sweep can still find and delete its entries once it is gone. Returns { now, { node1,
     /// score1, ... } }: the server's clock and every node's last heartbeat, from which each node knows liveness locally.
     /// </summary>
     public const string Heartbeat = Now + """
 
         if ARGV[1] ~= '' then
           redis.call('ZADD', KEYS[1], now, ARGV[1])
+        elseif ARGV[2] and ARGV[2] ~= '' then
+          redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[2])
         end
         return { now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') }
         """;

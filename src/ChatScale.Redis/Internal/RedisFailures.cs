@@ -55,4 +55,37 @@ internal static class RedisFailures
     /// <summary>Marks a faulted command's exception observed (for commands whose outcome no one awaits any more).</summary>
     public static void Observe(Task? command)
         => command?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>Awaits <paramref name="command"/>, mapping a transport failure to <see cref="BackplaneUnavailableException"/> naming <paramref name="operation"/>.</summary>
+    public static async Task<T> RunAsync<T>(Task<T> command, string operation, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            return await WaitAsync(command, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(operation, ex);
+        }
+    }
+
+    /// <summary>Sends <paramref name="batch"/>; when nothing of it could be sent, observes its commands (and <paramref name="also"/>) and throws.</summary>
+    public static void Execute(IBatch batch, Task?[] commands, Task? also, string operation)
+    {
+        try
+        {
+            batch.Execute();
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            foreach (var command in commands)
+            {
+                Observe(command);
+            }
+
+            Observe(also);
+            throw Unavailable(operation, ex);
+        }
+    }
 }

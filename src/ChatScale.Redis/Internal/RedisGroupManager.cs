@@ -18,11 +18,16 @@ namespace ChatScale.Redis.Internal;
 /// written first and is the truth for listing and counting), a presence lookup of the user, one <c>PUBLISH</c> of the
 /// change and a wait (bounded by <see cref="AckTimeout"/>) for the acknowledgement of each node hosting the user.
 /// A publish is one command whatever the group's size; its envelope holds the payload, the group id and the optional
-/// excluded user. Listing is <c>SSCAN</c>, counting <c>SCARD</c>.
+/// excluded user. Listing is <c>SSCAN</c>, counting <c>SCARD</c>; counting online members pages through the set and
+/// looks each page up in presence (cost proportional to the group's size). A connection-scoped member is kept by its
+/// node alone: only that node's subscription to the group's channel is visible in Redis.
 /// </remarks>
 internal sealed class RedisGroupManager : IGroupManager, IDisposable
 {
     internal static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(5);
+
+    // Members read per SSCAN when counting online members: one presence lookup of this many users per page.
+    private const int OnlineCountPage = 1000;
 
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly IConnectionRegistry _registry;
@@ -75,6 +80,32 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         return await Run(() => _multiplexer.GetDatabase().SetLengthAsync(_node.Keys.GroupMembers(groupId)), cancellationToken).ConfigureAwait(false);
     }
 
+    public async ValueTask<long> CountOnlineMembersAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+
+        // SSCAN may return a member twice (the set rehashing mid-scan): count distinct online users.
+        var online = new HashSet<string>(StringComparer.Ordinal);
+        string? cursor = null;
+        do
+        {
+            var page = await GetMembersAsync(groupId, cursor, OnlineCountPage, cancellationToken).ConfigureAwait(false);
+            if (page.Members.Count > 0)
+            {
+                var presence = await _registry.LocateAsync(page.Members, cancellationToken).ConfigureAwait(false);
+                foreach (var users in presence.UsersByNode.Values)
+                {
+                    online.UnionWith(users);
+                }
+            }
+
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+
+        return online.Count;
+    }
+
     public async ValueTask<IReadOnlyList<string>> GetGroupsAsync(string userId, CancellationToken cancellationToken = default)
     {
         Check(userId, nameof(userId));
@@ -105,6 +136,20 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         return new PublishResult(messageId, (int)Math.Min(receivers, int.MaxValue), []);
     }
 
+    public async ValueTask<bool> AddConnectionToGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return await Run(() => _node.AddConnectionAsync(groupId, connectionId).AsTask(), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<bool> RemoveConnectionFromGroupAsync(string groupId, string connectionId, CancellationToken cancellationToken = default)
+    {
+        Check(groupId, nameof(groupId));
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return await Run(() => _node.RemoveConnectionAsync(groupId, connectionId).AsTask(), cancellationToken).ConfigureAwait(false);
+    }
+
     public void Dispose()
     {
         if (_ownsMeter)
@@ -130,7 +175,7 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         // Tell the nodes hosting the user, and wait until each has applied it: the group's next message follows the change.
         var presence = await _registry.LocateAsync([userId], cancellationToken).ConfigureAwait(false);
         var change = new GroupChange(joined, Guid.CreateVersion7(), _node.NodeId, groupId, userId);
-        var waiter = presence.UsersByNode.Count > 0 ? _node.ExpectAcks(change.ChangeId, presence.UsersByNode.Count) : null;
+        var waiter = presence.UsersByNode.Count > 0 ? _node.ExpectAcks(change.ChangeId, presence.UsersByNode.Keys) : null;
         try
         {
             await Run(() => _multiplexer.GetSubscriber().PublishAsync(_node.Keys.GroupChangesChannel, change.Encode()), cancellationToken).ConfigureAwait(false);

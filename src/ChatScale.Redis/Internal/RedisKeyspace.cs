@@ -14,7 +14,8 @@ namespace ChatScale.Redis.Internal;
 /// {P:pr:b:k}:u:&lt;userId&gt;        hash   connectionId -&gt; nodeId     (who is where; b = bucket of the user)
 /// {P:pr:b:k}:n:&lt;nodeId&gt;        hash   connectionId -&gt; userId     (a node's connections in bucket b)
 /// {P:pr:b:k}:d:&lt;nodeId&gt;        hash   n = count, x = XOR digest of those connection ids
-/// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms
+/// {P}:presence:heartbeats       zset   nodeId, score = Redis server time in unix ms (0: a node that has never claimed
+///                                       its users, so it reads dead and a sweep still finds its entries)
 /// P:bp:node:&lt;nodeId&gt;            channel: envelopes for one node
 /// P:bp:all                      channel: envelopes for every node
 /// {P:dispatch:&lt;i&gt;}:jobs        stream: keyed jobs of partition i (consumer group "workers")

@@ -105,6 +105,70 @@ public sealed class InMemoryGroupManagerTests
     }
 
     [Fact]
+    public async Task CountOnlineMembersAsync_counts_members_with_a_connection_once_each_and_follows_disconnects()
+    {
+        using var connections = new LocalConnections(Opts.Create());
+        using var groups = new InMemoryGroupManager(connections);
+        foreach (var user in new[] { "alice", "bob", "carol" })
+        {
+            await groups.AddToGroupAsync("room", user);
+        }
+
+        connections.Add("alice", new RecordingTransport());
+        var bob = connections.Add("bob", new RecordingTransport());
+        connections.Add("bob", new RecordingTransport());
+        connections.Add("mallory", new RecordingTransport()); // online, not a member
+
+        Assert.Equal(3, await groups.CountMembersAsync("room"));
+        Assert.Equal(2, await groups.CountOnlineMembersAsync("room"));
+        Assert.Equal(0, await groups.CountOnlineMembersAsync("empty"));
+
+        await groups.RemoveFromGroupAsync("room", "alice");
+        bob.Abort(); // leaves the node's connections at once
+
+        Assert.Equal(1, await groups.CountOnlineMembersAsync("room")); // Bob's second connection is still open.
+    }
+
+    [Fact]
+    public async Task A_connection_added_on_its_own_receives_the_group_once_until_it_closes()
+    {
+        using var connections = new LocalConnections(Opts.Create());
+        using var groups = new InMemoryGroupManager(connections);
+        var tab1 = new RecordingTransport();
+        var tab2 = new RecordingTransport();
+        var conversationTab = connections.Add("carol", tab1);
+        connections.Add("carol", tab2);
+
+        Assert.True(await groups.AddConnectionToGroupAsync("conversation", conversationTab.ConnectionId));
+        Assert.False(await groups.AddConnectionToGroupAsync("conversation", conversationTab.ConnectionId));
+        Assert.False(await groups.AddConnectionToGroupAsync("conversation", "no-such-connection"));
+        await groups.PublishToGroupAsync("conversation", new byte[] { 1 });
+        await groups.AddToGroupAsync("conversation", "carol"); // now a member too: still once per connection
+        await groups.PublishToGroupAsync("conversation", new byte[] { 2 });
+        await groups.RemoveFromGroupAsync("conversation", "carol");
+        await groups.PublishToGroupAsync("conversation", new byte[] { 3 });
+        await groups.PublishToGroupAsync("conversation", new byte[] { 4 }, exceptUserId: "carol");
+
+        await tab1.WaitForCountAsync(3);
+        await tab2.WaitForCountAsync(1);
+        Assert.Equal(new byte[][] { [1], [2], [3] }, tab1.Frames);
+        Assert.Equal(new byte[][] { [2] }, tab2.Frames);
+        Assert.Equal(0, await groups.CountMembersAsync("conversation")); // not a membership
+        Assert.Empty(await groups.GetGroupsAsync("carol"));
+
+        conversationTab.Abort();
+        await conversationTab.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        for (var i = 0; i < 1000 && groups.ConnectionsTracked > 0; i++)
+        {
+            await Task.Delay(10); // the cleanup runs as a continuation of the connection's completion
+        }
+
+        Assert.Equal(0, groups.ConnectionsTracked);
+        Assert.False(await groups.RemoveConnectionFromGroupAsync("conversation", conversationTab.ConnectionId));
+        Assert.Equal(0, (await groups.PublishToGroupAsync("conversation", new byte[] { 5 })).TargetedNodes);
+    }
+
+    [Fact]
     public async Task Invalid_ids_are_rejected_naming_the_argument()
     {
         using var connections = new LocalConnections(Opts.Create());

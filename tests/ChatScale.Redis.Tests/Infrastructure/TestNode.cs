@@ -5,6 +5,7 @@ using ChatScale.Redis.Internal;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using StackExchange.Redis;
 using System.Diagnostics.Metrics;
@@ -75,7 +76,7 @@ public sealed class TestNode : IAsyncDisposable
 
         var services = new ServiceCollection();
         services.AddMetrics();
-        services.AddLogging();
+        services.AddLogging(b => b.AddFilter("ChatScale.Redis.Internal.GroupNode", LogLevel.Debug)); // group tests read its Debug events
         services.AddFakeLogging();
 
         // What AddChatScale() registers (the AspNetCore package), reduced to the parts AddRedis must replace or use.

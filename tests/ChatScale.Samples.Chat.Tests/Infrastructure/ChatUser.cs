@@ -59,6 +59,15 @@ public sealed class ChatUser(string name, string token, HttpClient http, ChatNod
     /// <summary>The next message frame pushed to this user.</summary>
     public async Task<ChatMessage> ReceiveMessageAsync()
     {
+        var json = await ReceiveFrameAsync();
+        var envelope = JsonSerializer.Deserialize<Frame>(json, ChatEvents.Json)!;
+        Assert.True(envelope.Type == "message", $"Unexpected frame {json}");
+        return envelope.Message!;
+    }
+
+    /// <summary>The next frame pushed to this user, of any type, as JSON text.</summary>
+    public async Task<string> ReceiveFrameAsync()
+    {
         var socket = _socket ?? throw new InvalidOperationException("Call ConnectAsync first.");
         using var timeout = new CancellationTokenSource(Timeout);
         var buffer = new byte[64 * 1024];
@@ -74,10 +83,7 @@ public sealed class ChatUser(string name, string token, HttpClient http, ChatNod
             }
         }
 
-        var json = Encoding.UTF8.GetString(frame.ToArray());
-        var envelope = JsonSerializer.Deserialize<Frame>(json, ChatEvents.Json)!;
-        Assert.True(envelope.Type == "message", $"Unexpected frame {json}");
-        return envelope.Message!;
+        return Encoding.UTF8.GetString(frame.ToArray());
     }
 
     public async ValueTask DisposeAsync()
