@@ -6,7 +6,9 @@ namespace ChatScale.Groups;
 /// </summary>
 /// <remarks>
 /// <para>Membership is by user, not by connection: every connection of a member, on any node, receives the group's
-/// messages, including connections opened after the user was added and connections that were already open.</para>
+/// messages, including connections opened after the user was added and connections that were already open. For a
+/// transient subscription of one connection (a page that has a conversation open), see
+/// <see cref="AddConnectionToGroupAsync"/>.</para>
 /// <para><b>Cost.</b> A publish costs the same backplane work whatever the group's size: the member list is never
 /// loaded or sent per message. The same at-most-once guarantee and per-publisher ordering as
 /// <see cref="IMessageBroadcaster"/> apply.</para>

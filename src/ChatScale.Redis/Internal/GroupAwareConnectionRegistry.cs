@@ -1,9 +1,11 @@
 namespace ChatScale.Redis.Internal;
 
 /// <summary>
-/// Wraps the presence registry so <see cref="GroupNode"/> learns when a user's first connection on this node
-/// registers and their last one leaves (no public event exposes that). Every call is forwarded unchanged; a register
-/// returns only once the user's groups are subscribed here, so the group's next message reaches the new connection.
+/// Wraps the presence registry so <see cref="GroupNode"/> follows this node's connections (no public event exposes
+/// them): it learns of a connection before presence registers it (so a membership change routed here meanwhile is
+/// kept, not missed), then loads the user's groups; and it learns when the connection unregisters. Every call is
+/// forwarded unchanged; a register returns only once the user's groups are subscribed here, so the group's next
+/// message reaches the new connection. A register that fails is rolled back here too.
 /// </summary>
 internal sealed class GroupAwareConnectionRegistry(IConnectionRegistry inner, GroupNode groups) : IConnectionRegistry
 {
