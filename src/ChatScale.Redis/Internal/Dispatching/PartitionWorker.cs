@@ -25,6 +25,7 @@ internal sealed class PartitionWorker : IDisposable
     private readonly RedisKey _stream;
     private readonly RedisKey _attempts;
     private readonly RedisKey _leaseKey;
+    private readonly RedisKey[] _readKeys;
     private readonly CancellationTokenSource _draining;
     private readonly CancellationTokenSource _handlers;
     private readonly Action _released;
@@ -44,6 +45,7 @@ internal sealed class PartitionWorker : IDisposable
         _stream = runtime.Keys.Partition(lease.Partition, "jobs");
         _attempts = runtime.Keys.Partition(lease.Partition, "attempts");
         _leaseKey = runtime.Keys.Partition(lease.Partition, "lease");
+        _readKeys = [_stream, _leaseKey];
         _settler = new JobSettler(runtime, _stream, _attempts, runtime.Keys.Partition(lease.Partition, "dead"), lease);
         _draining = CancellationTokenSource.CreateLinkedTokenSource(runtime.Stopping.Token, lease.Lost);
         _handlers = CancellationTokenSource.CreateLinkedTokenSource(runtime.Aborting.Token, lease.Lost);
@@ -178,7 +180,7 @@ internal sealed class PartitionWorker : IDisposable
 
                 var count = Math.Min(room, _runtime.ReadBatchSize);
                 var reply = await _runtime.Database.ScriptEvaluateAsync(
-                    DispatcherScripts.Read, [_stream, _leaseKey], [_lease.Value, DispatcherScripts.Group, _runtime.InstanceId, count]).ConfigureAwait(false);
+                    DispatcherScripts.Read, _readKeys, [_lease.Value, DispatcherScripts.Group, _runtime.InstanceId, count]).ConfigureAwait(false);
                 if (reply.Resp2Type == ResultType.Integer)
                 {
                     RedisLog.FencedRefused(_runtime.Logger, _runtime.InstanceId, "read", Partition);

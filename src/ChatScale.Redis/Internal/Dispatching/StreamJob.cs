@@ -90,11 +90,18 @@ internal sealed class StreamJob
         var id = (RedisValue)entry[0];
         var fields = entry[1];
         byte[]? data = null;
-        for (var i = 0; i + 1 < fields.Length; i += 2)
+        if (fields.Length == 2)
         {
-            if ((string?)fields[i] == Field)
+            data = (byte[]?)fields[1]; // the one field every writer (enqueue, replay) stores; anything else fails to decode
+        }
+        else
+        {
+            for (var i = 0; i + 1 < fields.Length; i += 2)
             {
-                data = (byte[]?)fields[i + 1];
+                if ((string?)fields[i] == Field)
+                {
+                    data = (byte[]?)fields[i + 1];
+                }
             }
         }
 
