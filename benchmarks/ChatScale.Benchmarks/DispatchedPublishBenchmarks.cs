@@ -32,8 +32,8 @@ public class DispatchedPublishBenchmarks
     private const int Senders = 16;
 
     private RedisServer _redis = null!;
-    private Node _a = null!;
-    private Node _b = null!;
+    private BenchNode _a = null!;
+    private BenchNode _b = null!;
     private CountdownTransport _transport = null!;
     private Participants _participants = null!;
     private IMessageBroadcaster _broadcaster = null!;
@@ -45,8 +45,8 @@ public class DispatchedPublishBenchmarks
     {
         _redis = await RedisServer.StartNewAsync();
         _participants = new Participants(Conversations, Recipients);
-        _a = await Node.StartAsync(_redis.ConnectionString, "node-a", _participants);
-        _b = await Node.StartAsync(_redis.ConnectionString, "node-b", _participants);
+        _a = await StartNodeAsync("node-a");
+        _b = await StartNodeAsync("node-b");
         _transport = new CountdownTransport();
         foreach (var conversation in _participants.All)
         {
@@ -156,95 +156,10 @@ public class DispatchedPublishBenchmarks
         public string[] Keys { get; }
     }
 
-    private sealed class Node : IAsyncDisposable
-    {
-        private readonly List<IHostedService> _started = [];
-        private readonly ConnectionMultiplexer _multiplexer;
-
-        private Node(ServiceProvider services, ConnectionMultiplexer multiplexer)
+    private Task<BenchNode> StartNodeAsync(string nodeId)
+        => BenchNode.StartAsync(_redis.ConnectionString, nodeId, "bench-dispatch", (services, chatScale) =>
         {
-            Services = services;
-            _multiplexer = multiplexer;
-        }
-
-        public ServiceProvider Services { get; }
-
-        public LocalConnections Connections => Services.GetRequiredService<LocalConnections>();
-
-        public IConnectionRegistry Registry => Services.GetRequiredService<IConnectionRegistry>();
-
-        public IMessageBroadcaster Broadcaster => Services.GetRequiredService<IMessageBroadcaster>();
-
-        public static async Task<Node> StartAsync(string connectionString, string nodeId, Participants participants)
-        {
-            var multiplexer = await ConnectionMultiplexer.ConnectAsync(connectionString);
-            var services = new ServiceCollection();
-            services.AddLogging();
-            services.AddMetrics();
-            // What AddChatScale() registers before AddRedis() replaces the in-memory services.
-            services.AddOptions<ChatScaleOptions>().Configure(o => o.NodeId = nodeId);
-            services.AddSingleton<LocalConnections>();
-            services.AddSingleton<IMessageBroadcaster, InMemoryMessageBroadcaster>();
-            services.AddSingleton<IConnectionRegistry, InMemoryConnectionRegistry>();
-            services.AddSingleton<IConnectionMultiplexer>(multiplexer);
-            services.AddSingleton(participants);
-            new Builder(services).AddRedis(o => o.KeyPrefix = "bench-dispatch").AddJobHandler<PublishJob, PublishJobHandler>();
-            var provider = services.BuildServiceProvider();
-            var node = new Node(provider, multiplexer);
-            foreach (var hosted in provider.GetServices<IHostedService>())
-            {
-                if (hosted.GetType().Name == "PresenceSweeper")
-                {
-                    continue;
-                }
-
-                await hosted.StartAsync(CancellationToken.None);
-                node._started.Add(hosted);
-            }
-
-            return node;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var hosted in _started)
-            {
-                await hosted.StopAsync(CancellationToken.None);
-            }
-
-            await Services.DisposeAsync();
-            await _multiplexer.DisposeAsync();
-        }
-    }
-
-    private sealed class Builder(IServiceCollection services) : IChatScaleBuilder
-    {
-        public IServiceCollection Services { get; } = services;
-    }
-
-    /// <summary>A transport whose sends complete at once and count down to the end of one operation.</summary>
-    private sealed class CountdownTransport : IConnectionTransport
-    {
-        private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _remaining;
-
-        public Task Expect(int count)
-        {
-            _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Volatile.Write(ref _remaining, count);
-            return _done.Task;
-        }
-
-        public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
-        {
-            if (Interlocked.Decrement(ref _remaining) == 0)
-            {
-                _done.TrySetResult();
-            }
-
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-    }
+            services.AddSingleton(_participants);
+            chatScale.AddJobHandler<PublishJob, PublishJobHandler>();
+        });
 }

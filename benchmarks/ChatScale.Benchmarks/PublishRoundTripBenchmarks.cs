@@ -19,8 +19,8 @@ namespace ChatScale.Benchmarks;
 public class PublishRoundTripBenchmarks
 {
     private RedisServer _redis = null!;
-    private Node _a = null!;
-    private Node _b = null!;
+    private BenchNode _a = null!;
+    private BenchNode _b = null!;
     private string[] _users = null!;
     private CountdownTransport _transport = null!;
     private readonly byte[] _payload = new byte[256];
@@ -32,8 +32,8 @@ public class PublishRoundTripBenchmarks
     public async Task SetupAsync()
     {
         _redis = await RedisServer.StartNewAsync();
-        _a = await Node.StartAsync(_redis.ConnectionString, "node-a");
-        _b = await Node.StartAsync(_redis.ConnectionString, "node-b");
+        _a = await BenchNode.StartAsync(_redis.ConnectionString, "node-a", "bench");
+        _b = await BenchNode.StartAsync(_redis.ConnectionString, "node-b", "bench");
         _transport = new CountdownTransport();
         _users = new string[Recipients];
         for (var i = 0; i < Recipients; i++)
@@ -61,95 +61,5 @@ public class PublishRoundTripBenchmarks
         await _a.DisposeAsync();
         await _b.DisposeAsync();
         await _redis.DisposeAsync();
-    }
-
-    private sealed class Node : IAsyncDisposable
-    {
-        private readonly ServiceProvider _provider;
-        private readonly List<IHostedService> _started = [];
-        private readonly ConnectionMultiplexer _multiplexer;
-
-        private Node(ServiceProvider provider, ConnectionMultiplexer multiplexer)
-        {
-            _provider = provider;
-            _multiplexer = multiplexer;
-        }
-
-        public LocalConnections Connections => _provider.GetRequiredService<LocalConnections>();
-
-        public IConnectionRegistry Registry => _provider.GetRequiredService<IConnectionRegistry>();
-
-        public IMessageBroadcaster Broadcaster => _provider.GetRequiredService<IMessageBroadcaster>();
-
-        public static async Task<Node> StartAsync(string connectionString, string nodeId)
-        {
-            var multiplexer = await ConnectionMultiplexer.ConnectAsync(connectionString);
-            var services = new ServiceCollection();
-            services.AddLogging();
-            services.AddMetrics();
-            // What AddChatScale() registers before AddRedis() replaces the in-memory services.
-            services.AddOptions<ChatScaleOptions>().Configure(o => o.NodeId = nodeId);
-            services.AddSingleton<LocalConnections>();
-            services.AddSingleton<IMessageBroadcaster, InMemoryMessageBroadcaster>();
-            services.AddSingleton<IConnectionRegistry, InMemoryConnectionRegistry>();
-            services.AddSingleton<IConnectionMultiplexer>(multiplexer);
-            new Builder(services).AddRedis(o => o.KeyPrefix = "bench");
-            var provider = services.BuildServiceProvider();
-            var node = new Node(provider, multiplexer);
-            foreach (var hosted in provider.GetServices<IHostedService>())
-            {
-                if (hosted.GetType().Name == "PresenceSweeper")
-                {
-                    continue;
-                }
-
-                await hosted.StartAsync(CancellationToken.None);
-                node._started.Add(hosted);
-            }
-
-            return node;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var hosted in _started)
-            {
-                await hosted.StopAsync(CancellationToken.None);
-            }
-
-            await _provider.DisposeAsync();
-            await _multiplexer.DisposeAsync();
-        }
-    }
-
-    private sealed class Builder(IServiceCollection services) : IChatScaleBuilder
-    {
-        public IServiceCollection Services { get; } = services;
-    }
-
-    /// <summary>A transport whose sends complete at once and count down to the end of one round-trip.</summary>
-    private sealed class CountdownTransport : IConnectionTransport
-    {
-        private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _remaining;
-
-        public Task Expect(int count)
-        {
-            _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Volatile.Write(ref _remaining, count);
-            return _done.Task;
-        }
-
-        public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
-        {
-            if (Interlocked.Decrement(ref _remaining) == 0)
-            {
-                _done.TrySetResult();
-            }
-
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 }

@@ -21,7 +21,7 @@ public sealed class GroupMembershipRaceTests(RedisFixture redis)
     public async Task A_leave_racing_the_first_connect_leaves_no_stale_membership_or_group_subscription()
     {
         var prefix = RedisFixture.UniquePrefix("grace");
-        await using var proxy = new ReplyHoldingProxy(redis.ConnectionString);
+        await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var node1 = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-1");
 
         // Bob joins before node 2 starts, so node 2 learns it only from the read below (an announcement still in flight
@@ -62,7 +62,7 @@ public sealed class GroupMembershipRaceTests(RedisFixture redis)
     public async Task A_join_racing_the_first_connect_reaches_the_new_connection()
     {
         var prefix = RedisFixture.UniquePrefix("grace");
-        await using var proxy = new ReplyHoldingProxy(redis.ConnectionString);
+        await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var node1 = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-1");
         await using var node2 = await TestNode.StartAsync(proxy.ConnectionString, prefix, "node-2");
 

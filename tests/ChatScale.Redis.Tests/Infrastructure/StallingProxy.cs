@@ -6,20 +6,25 @@ namespace ChatScale.Redis.Tests.Infrastructure;
 /// <summary>
 /// A TCP proxy on loopback in front of a Redis server, to fail commands the way networks do: <see cref="StallReplies"/>
 /// lets requests through (Redis runs them) but holds every reply until <see cref="Release"/> (so commands time out
-/// after they ran); <see cref="Stall"/> holds both directions, as a congested link or a starved process would (the
-/// bytes wait, and arrive late on release); <see cref="CutAsync"/> drops every connection and refuses new ones until
-/// <see cref="Release"/>.
+/// after they ran); <see cref="HoldRepliesAfter"/> does the same for one connection only, from the request that
+/// carries chosen bytes on (other connections, such as the client's subscription, go on, so a message published after
+/// that command can overtake its reply, as a slow reply on a busy link lets it); <see cref="Stall"/> holds both
+/// directions, as a congested link or a starved process would (the bytes wait, and arrive late on release);
+/// <see cref="CutAsync"/> drops every connection and refuses new ones until <see cref="Release"/>.
 /// </summary>
 public sealed class StallingProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener;
     private readonly int _targetPort;
     private readonly CancellationTokenSource _stop = new();
-    private readonly List<(TcpClient Client, TcpClient Server)> _pairs = [];
+    private readonly List<Link> _links = [];
     private readonly Lock _gate = new();
     private readonly Task _accepting;
     private TaskCompletionSource _open = NewOpen();
     private TaskCompletionSource _requestsOpen = NewOpen();
+    private TaskCompletionSource _linkHoldsOpen = NewOpen();
+    private byte[]? _marker;
+    private TaskCompletionSource? _replyHeld;
     private volatile bool _refusing;
 
     /// <summary>A proxy in front of the Redis at <paramref name="redisConnectionString"/> (<c>host:port</c>).</summary>
@@ -57,6 +62,26 @@ public sealed class StallingProxy : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Arms the proxy: the next request containing <paramref name="marker"/> reaches Redis and runs, and the replies of
+    /// its connection are held from then on, until <see cref="Release"/>. The task completes when Redis has answered
+    /// that request (its reply reached the proxy and is held).
+    /// </summary>
+    public Task HoldRepliesAfter(byte[] marker)
+    {
+        lock (_gate)
+        {
+            if (_linkHoldsOpen.Task.IsCompleted)
+            {
+                _linkHoldsOpen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            _marker = marker;
+            _replyHeld = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _replyHeld.Task;
+        }
+    }
+
     /// <summary>From now on nothing passes in either direction until <see cref="Release"/>: requests wait too.</summary>
     public void Stall()
     {
@@ -76,13 +101,13 @@ public sealed class StallingProxy : IAsyncDisposable
         _refusing = true;
         lock (_gate)
         {
-            foreach (var (client, server) in _pairs)
+            foreach (var link in _links)
             {
-                client.Client.Close(0);
-                server.Client.Close(0);
+                link.Client.Client.Close(0);
+                link.Server.Client.Close(0);
             }
 
-            _pairs.Clear();
+            _links.Clear();
         }
 
         return Task.CompletedTask;
@@ -96,6 +121,13 @@ public sealed class StallingProxy : IAsyncDisposable
         {
             _requestsOpen.TrySetResult();
             _open.TrySetResult();
+            _marker = null;
+            foreach (var link in _links)
+            {
+                link.Holding = false;
+            }
+
+            _linkHoldsOpen.TrySetResult();
         }
     }
 
@@ -146,17 +178,18 @@ public sealed class StallingProxy : IAsyncDisposable
                 continue;
             }
 
+            var link = new Link(client, server);
             lock (_gate)
             {
-                _pairs.Add((client, server));
+                _links.Add(link);
             }
 
-            _ = PumpAsync(client.GetStream(), server.GetStream(), replies: false);
-            _ = PumpAsync(server.GetStream(), client.GetStream(), replies: true);
+            _ = PumpAsync(client.GetStream(), server.GetStream(), link, replies: false);
+            _ = PumpAsync(server.GetStream(), client.GetStream(), link, replies: true);
         }
     }
 
-    private async Task PumpAsync(NetworkStream from, NetworkStream to, bool replies)
+    private async Task PumpAsync(NetworkStream from, NetworkStream to, Link link, bool replies)
     {
         var buffer = new byte[64 * 1024];
         try
@@ -171,12 +204,30 @@ public sealed class StallingProxy : IAsyncDisposable
 
                 // Bytes read just before a stall began are held too, until the release.
                 Task open;
+                Task? linkOpen = null;
                 lock (_gate)
                 {
                     open = replies ? _open.Task : _requestsOpen.Task;
+                    if (!replies && _marker is not null && buffer.AsSpan(0, read).IndexOf(_marker) >= 0)
+                    {
+                        // Held before the request leaves, so its reply cannot slip through.
+                        _marker = null;
+                        link.Holding = true;
+                        link.HeldSignal = _replyHeld;
+                    }
+                    else if (replies && link.Holding)
+                    {
+                        link.HeldSignal?.TrySetResult();
+                        link.HeldSignal = null;
+                        linkOpen = _linkHoldsOpen.Task;
+                    }
                 }
 
                 await open.WaitAsync(_stop.Token);
+                if (linkOpen is not null)
+                {
+                    await linkOpen.WaitAsync(_stop.Token);
+                }
 
                 await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
             }
@@ -189,5 +240,16 @@ public sealed class StallingProxy : IAsyncDisposable
             from.Socket.Close(0);
             to.Socket.Close(0);
         }
+    }
+
+    private sealed class Link(TcpClient client, TcpClient server)
+    {
+        public TcpClient Client { get; } = client;
+
+        public TcpClient Server { get; } = server;
+
+        public bool Holding { get; set; }
+
+        public TaskCompletionSource? HeldSignal { get; set; }
     }
 }

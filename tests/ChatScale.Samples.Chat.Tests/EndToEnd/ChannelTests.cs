@@ -12,37 +12,14 @@ namespace ChatScale.Samples.Chat.Tests.EndToEnd;
 /// (CongoDB unless <c>CHATSCALE_TEST_MONGO</c> names a server).
 /// </summary>
 [Collection(ServersCollection.Name)]
-public sealed class ChannelTests(RedisFixture redis, MongoFixture mongo) : IAsyncLifetime
+public sealed class ChannelTests(RedisFixture redis, MongoFixture mongo) : TwoChatNodes(redis, mongo, "channels")
 {
-    private readonly List<IAsyncDisposable> _owned = [];
-    private ChatNode _node1 = null!;
-    private ChatNode _node2 = null!;
-
-    public async Task InitializeAsync()
-    {
-        var prefix = RedisFixture.UniquePrefix("channels");
-        var database = mongo.NewDatabaseUrl();
-        _node1 = await ChatNode.StartAsync("node-1", redis.ConnectionString, prefix, database);
-        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, prefix, database);
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var owned in Enumerable.Reverse(_owned))
-        {
-            await owned.DisposeAsync();
-        }
-
-        await _node1.DisposeAsync();
-        await _node2.DisposeAsync();
-    }
-
     [Fact]
     public async Task A_post_reaches_every_member_connected_to_either_node_and_only_members()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
-        var carol = await SignInAsync(_node2, "carol");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
+        var carol = await SignInAsync(Node2, "carol");
         await bob.ConnectAsync();
         await carol.ConnectAsync();
 
@@ -69,8 +46,8 @@ public sealed class ChannelTests(RedisFixture redis, MongoFixture mongo) : IAsyn
     [Fact]
     public async Task After_leaving_a_member_receives_no_more_posts()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         await alice.Http.PutAsync("/api/channels/news/members/me", null);
         await bob.Http.PutAsync("/api/channels/news/members/me", null);
@@ -84,13 +61,6 @@ public sealed class ChannelTests(RedisFixture redis, MongoFixture mongo) : IAsyn
         var info = await bob.Http.GetFromJsonAsync<ChannelInfo>("/api/channels/news", ChatEvents.Json);
         Assert.Equal(new ChannelInfo("news", Members: 1, Online: 0, Joined: false), info);
         Assert.Equal(HttpStatusCode.BadRequest, (await bob.Http.PutAsync("/api/channels/not%20a%20name/members/me", null)).StatusCode);
-    }
-
-    private async Task<ChatUser> SignInAsync(ChatNode node, string name)
-    {
-        var user = await node.SignInAsync(name);
-        _owned.Add(user);
-        return user;
     }
 
     private sealed record ChannelFrame(string Type, ChannelPost Post);

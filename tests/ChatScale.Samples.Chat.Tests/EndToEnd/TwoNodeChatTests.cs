@@ -11,36 +11,13 @@ namespace ChatScale.Samples.Chat.Tests.EndToEnd;
 /// the production shape, end to end over HTTP and WebSockets.
 /// </summary>
 [Collection(ServersCollection.Name)]
-public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : IAsyncLifetime
+public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : TwoChatNodes(redis, mongo, "sample")
 {
-    private readonly List<IAsyncDisposable> _owned = [];
-    private ChatNode _node1 = null!;
-    private ChatNode _node2 = null!;
-
-    public async Task InitializeAsync()
-    {
-        var prefix = RedisFixture.UniquePrefix("sample");
-        var database = mongo.NewDatabaseUrl();
-        _node1 = await ChatNode.StartAsync("node-1", redis.ConnectionString, prefix, database);
-        _node2 = await ChatNode.StartAsync("node-2", redis.ConnectionString, prefix, database);
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var owned in Enumerable.Reverse(_owned))
-        {
-            await owned.DisposeAsync();
-        }
-
-        await _node1.DisposeAsync();
-        await _node2.DisposeAsync();
-    }
-
     [Fact]
     public async Task Alice_posts_on_node_1_and_Bob_connected_to_node_2_receives_it_over_his_WebSocket()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         var conversation = await alice.CreateConversationAsync("bob", "carol");
 
@@ -59,8 +36,8 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Carol_offline_gets_one_push_notification_and_the_online_and_sending_users_get_none()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         var conversation = await alice.CreateConversationAsync("bob", "carol");
 
@@ -77,12 +54,12 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Carols_notification_is_visible_to_her_on_the_dev_endpoint_of_the_node_that_ran_the_job()
     {
-        var alice = await SignInAsync(_node1, "alice");
+        var alice = await SignInAsync(Node1, "alice");
         var conversation = await alice.CreateConversationAsync("carol");
         var saved = await alice.SendAsync(conversation.Id, "ping");
 
         await Eventually.TrueAsync(() => AllNotifications().Any(n => n.MessageId == saved.Id), "the notification");
-        var jobNode = _node1.Notifications.Recorded.Count > 0 ? _node1 : _node2;
+        var jobNode = Node1.Notifications.Recorded.Count > 0 ? Node1 : Node2;
         var carol = await SignInAsync(jobNode, "carol");
         var seen = await carol.Http.GetFromJsonAsync<JsonElement>("/api/dev/notifications");
         Assert.Equal(saved.Id, Assert.Single(seen.EnumerateArray()).GetProperty("messageId").GetString());
@@ -91,11 +68,11 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Mallory_who_is_not_a_participant_gets_403_on_every_conversation_endpoint_of_either_node()
     {
-        var alice = await SignInAsync(_node1, "alice");
+        var alice = await SignInAsync(Node1, "alice");
         var conversation = await alice.CreateConversationAsync("bob");
         await alice.SendAsync(conversation.Id, "secret");
 
-        foreach (var node in new[] { _node1, _node2 })
+        foreach (var node in new[] { Node1, Node2 })
         {
             var mallory = await SignInAsync(node, "mallory");
             var responses = new[]
@@ -116,25 +93,25 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Requests_without_a_valid_token_get_401_including_the_WebSocket()
     {
-        using var anonymous = new HttpClient { BaseAddress = _node1.BaseAddress };
+        using var anonymous = new HttpClient { BaseAddress = Node1.BaseAddress };
         Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/conversations")).StatusCode);
 
         using var noToken = new ClientWebSocket();
         noToken.Options.CollectHttpResponseDetails = true;
-        await Assert.ThrowsAsync<WebSocketException>(() => noToken.ConnectAsync(_node2.WebSocketUri(null), CancellationToken.None));
+        await Assert.ThrowsAsync<WebSocketException>(() => noToken.ConnectAsync(Node2.WebSocketUri(null), CancellationToken.None));
         Assert.Equal(HttpStatusCode.Unauthorized, noToken.HttpStatusCode);
 
         using var forged = new ClientWebSocket();
         forged.Options.CollectHttpResponseDetails = true;
-        await Assert.ThrowsAsync<WebSocketException>(() => forged.ConnectAsync(_node2.WebSocketUri("eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ."), CancellationToken.None));
+        await Assert.ThrowsAsync<WebSocketException>(() => forged.ConnectAsync(Node2.WebSocketUri("eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ."), CancellationToken.None));
         Assert.Equal(HttpStatusCode.Unauthorized, forged.HttpStatusCode);
     }
 
     [Fact]
     public async Task History_pages_with_before_and_catches_up_with_after_by_seq_across_nodes()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         var conversation = await alice.CreateConversationAsync("bob");
         var sent = new List<Chat.Store.ChatMessage>();
         for (var i = 0; i < 5; i++)
@@ -160,9 +137,9 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     public async Task Messages_posted_concurrently_on_two_nodes_get_seqs_1_to_N_and_a_reader_catching_up_with_after_misses_none()
     {
         const int PerNode = 20;
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
-        var carol = await SignInAsync(_node1, "carol");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
+        var carol = await SignInAsync(Node1, "carol");
         var conversation = await alice.CreateConversationAsync("bob", "carol");
 
         var posting = Task.WhenAll(Enumerable.Range(0, PerNode).SelectMany(i => new[]
@@ -211,8 +188,8 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task A_conversations_messages_reach_the_other_node_in_the_order_they_were_accepted()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         var conversation = await alice.CreateConversationAsync("bob");
 
@@ -235,8 +212,8 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Presence_shows_a_member_connected_to_the_other_node_as_online()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         var conversation = await alice.CreateConversationAsync("bob", "carol");
 
@@ -249,8 +226,8 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Resending_with_the_same_client_message_id_saves_and_delivers_it_once()
     {
-        var alice = await SignInAsync(_node1, "alice");
-        var bob = await SignInAsync(_node2, "bob");
+        var alice = await SignInAsync(Node1, "alice");
+        var bob = await SignInAsync(Node2, "bob");
         await bob.ConnectAsync();
         var conversation = await alice.CreateConversationAsync("bob");
         var id = Chat.Store.StoreIds.NewId();
@@ -280,7 +257,7 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     [Fact]
     public async Task Invalid_input_gets_400_problem_details_naming_the_field()
     {
-        var alice = await SignInAsync(_node1, "alice");
+        var alice = await SignInAsync(Node1, "alice");
         var conversation = await alice.CreateConversationAsync("bob");
 
         var cases = new (HttpResponseMessage Response, string Field)[]
@@ -312,12 +289,5 @@ public sealed class TwoNodeChatTests(RedisFixture redis, MongoFixture mongo) : I
     }
 
     private IEnumerable<Delivery.PushNotification> AllNotifications()
-        => _node1.Notifications.Recorded.Concat(_node2.Notifications.Recorded);
-
-    private async Task<ChatUser> SignInAsync(ChatNode node, string name)
-    {
-        var user = await node.SignInAsync(name);
-        _owned.Add(user);
-        return user;
-    }
+        => Node1.Notifications.Recorded.Concat(Node2.Notifications.Recorded);
 }
