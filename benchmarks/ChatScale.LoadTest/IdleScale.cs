@@ -9,9 +9,7 @@ namespace ChatScale.LoadTest;
 /// The <c>idle</c> verb: how many idle WebSocket connections one node holds, and the memory each costs. Clients bind
 /// to several 127.0.0.x source addresses (past the ~28,000 ephemeral ports per address pair). Steps of 1,000
 /// connections; after each 5,000 the node runs a full GC and reports its managed heap, and RSS is read from /proc.
-/// Stops at --max, at the first step with failed connects, when the node dies, or after --minutes. With
-/// <c>--hold SECONDS</c> it keeps the connections open that long after the last measurement (printing the node's pid),
-/// so a heap snapshot (<c>dotnet-gcdump collect -p PID</c>) can be taken of a node holding them.
+/// Stops at --max, at the first step with failed connects, when the node dies, or after --minutes.
 /// </summary>
 internal static class IdleScale
 {
@@ -21,7 +19,6 @@ internal static class IdleScale
         var max = args.GetInt("max", 50_000);
         var addresses = Enumerable.Range(1, args.GetInt("source-addresses", 4)).Select(i => IPAddress.Parse($"127.0.0.{i}")).ToList();
         var limit = TimeSpan.FromMinutes(args.GetInt("minutes", 5));
-        var hold = TimeSpan.FromSeconds(args.GetInt("hold", 0));
         var lines = new List<string>
         {
             "| System | Connections held at the end | Stopped because | RSS MiB at 10 | Last measured at | RSS MiB there | RSS KiB per connection | Managed heap KiB per connection (after full GC) |",
@@ -117,12 +114,6 @@ internal static class IdleScale
             Console.Error.WriteLine($"{system}: held {held:N0}; {reason}; {perRss:F1} KiB RSS, {perHeap:F1} KiB managed heap per connection");
             lines.Add(string.Create(CultureInfo.InvariantCulture, $"| {system} | {held:N0} | {reason} | {rss0 / 1048576.0:F0} | {measuredAt:N0} | {rss / 1048576.0:F0} | {perRss:F1} | {perHeap:F1} |"));
             json.Add(new { system, held, reason, rss0, rss, heap0, heap, perRssKiB = perRss, perHeapKiB = perHeap });
-            if (hold > TimeSpan.Zero)
-            {
-                Console.Error.WriteLine($"{system}: HOLDING {held:N0} connections on node pid {pid} for {hold.TotalSeconds:F0} s");
-                await Task.Delay(hold);
-            }
-
             await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = 128 }, async (c, _) => await c.DisposeAsync());
             await cluster.StopNodesAsync();
         }

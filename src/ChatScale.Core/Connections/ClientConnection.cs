@@ -1,3 +1,4 @@
+using System.Buffers;
 using ChatScale.Diagnostics;
 using Microsoft.Extensions.Logging;
 
@@ -9,15 +10,19 @@ namespace ChatScale.Connections;
 /// <see cref="LocalConnections.Add"/>.
 /// </summary>
 /// <remarks>
-/// The connection is scheduled, not its frames: the first frame queued on an idle connection schedules its
-/// <see cref="ConnectionWriter"/> once, on the thread pool, or, for frames delivered as one batch
-/// (<see cref="LocalConnections.Deliver(ReadOnlySpan{ChatScale.Backplane.BackplaneEnvelope})"/>), on the delivering
-/// thread at the end of the batch; the writer hands the transport every frame queued at that moment as one burst.
-/// An idle connection has no task, no waiter and no queue storage.
+/// The connection is scheduled, not its frames: the first frame queued on an idle connection puts the connection on
+/// the thread pool once; it then hands the transport every frame queued at that moment as one burst
+/// (<see cref="IConnectionTransport.SendBatchAsync"/>: one flush, one socket write), and keeps going while frames
+/// arrive. A send that completes synchronously costs no further hop; one that waits resumes the writer where it
+/// completes. An idle connection has no task, no waiter and no queue storage.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The stop source is cancelled by Abort/CloseAsync at any time, even after the writer finished, so it is never disposed; it owns no timer once cancelled.")]
 public sealed class ClientConnection
 {
+    // A burst is every frame queued at that moment, up to this many frames and (past the first frame) this many bytes.
+    private const int MaxBurstFrames = 64;
+    private const int MaxBurstBytes = 64 * 1024;
+
     private const int Open = 0;
     private const int Closing = 1;
 
@@ -39,7 +44,13 @@ public sealed class ClientConnection
     private long _dropped;
     private ConnectionCloseStatus? _closeStatus;
     private string _closeDescription = string.Empty;
-    private ConnectionWriter? _writer;
+
+    // The burst being sent while a send is pending.
+    private ReadOnlyMemory<byte>[]? _burst;
+    private int _burstCount;
+    private ValueTask _pending;
+    private Action? _onSendCompleted;
+    private Writer? _writer;
 
     internal ClientConnection(string connectionId, string userId, IConnectionTransport transport, LocalConnections owner, ChatScaleOptions options, ChatScaleMetrics metrics, ILogger logger)
     {
@@ -84,13 +95,7 @@ public sealed class ClientConnection
     /// <summary>Queues one frame for this connection without waiting.</summary>
     /// <param name="frame">The frame; shared, not copied, so it must not be modified afterwards.</param>
     /// <returns><see langword="false"/> when the connection is closing, or was full and is being closed (close policy).</returns>
-    public bool TryEnqueue(ReadOnlyMemory<byte> frame) => TryEnqueue(frame, batch: null);
-
-    /// <summary>
-    /// Queues one frame; when that makes the connection need its writer, the writer runs at the end of
-    /// <paramref name="batch"/> (on the delivering thread) or, without a batch, on the thread pool.
-    /// </summary>
-    internal bool TryEnqueue(ReadOnlyMemory<byte> frame, DeliveryBatch? batch)
+    public bool TryEnqueue(ReadOnlyMemory<byte> frame)
     {
         bool schedule;
         var closedAsSlow = false;
@@ -122,15 +127,7 @@ public sealed class ClientConnection
 
         if (schedule)
         {
-            var writer = _writer ??= new ConnectionWriter(this, _transport);
-            if (batch is not null)
-            {
-                batch.Add(writer);
-            }
-            else
-            {
-                ThreadPool.UnsafeQueueUserWorkItem(writer, preferLocal: false);
-            }
+            ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new Writer(this), preferLocal: false);
         }
 
         if (closedAsSlow)
@@ -251,38 +248,109 @@ public sealed class ClientConnection
             _scheduled = true;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new ConnectionWriter(this, _transport), preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new Writer(this), preferLocal: false);
     }
 
-    /// <summary>Signalled when the writer must stop: the connection was aborted, or a close bound ran out.</summary>
-    internal CancellationToken StopToken => _stop.Token;
-
-    /// <summary>
-    /// Called by the writer: moves the frames queued now into <paramref name="burst"/> (none once the writer must
-    /// stop or the queue was discarded). With nothing to send, an open connection is unscheduled, so the next frame
-    /// schedules the writer again; a closing one returns <see langword="true"/> in <paramref name="closing"/>, and
-    /// the writer finishes it.
-    /// </summary>
-    internal int TakeBurst(ReadOnlyMemory<byte>[] burst, int maxBytes, out bool closing)
+    // The single writer: runs while the connection is scheduled, never twice at once.
+    private void Drain()
     {
-        lock (_lock)
+        while (true)
         {
-            var count = _stop.IsCancellationRequested || _discardQueued ? 0 : _queue.TakeBurst(burst, maxBytes);
-            closing = _state == Closing;
-            if (count == 0 && !closing)
+            int count;
+            bool closing;
+            var burst = ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(MaxBurstFrames);
+            lock (_lock)
             {
-                _scheduled = false;
+                count = _stop.IsCancellationRequested || _discardQueued ? 0 : _queue.TakeBurst(burst, MaxBurstBytes);
+                closing = _state == Closing;
+                if (count == 0 && !closing)
+                {
+                    _scheduled = false;
+                }
             }
 
-            return count;
+            if (count == 0)
+            {
+                ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(burst);
+                if (closing)
+                {
+                    Finish();
+                }
+
+                return;
+            }
+
+            ValueTask send;
+            try
+            {
+                send = _transport.SendBatchAsync(burst.AsMemory(0, count), _stop.Token);
+            }
+            catch (Exception ex)
+            {
+                ReleaseBurst(burst, count);
+                Fail(ex);
+                return;
+            }
+
+            if (!send.IsCompleted)
+            {
+                _burst = burst;
+                _burstCount = count;
+                _pending = send;
+                send.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onSendCompleted ??= OnSendCompleted);
+                return;
+            }
+
+            if (!Completed(send, burst, count))
+            {
+                return;
+            }
         }
     }
 
-    /// <summary>Whether a send that was cancelled was cancelled because the writer must stop.</summary>
-    internal bool IsStopRequested => _stop.IsCancellationRequested;
+    private void OnSendCompleted()
+    {
+        var send = _pending;
+        var burst = _burst!;
+        _pending = default;
+        _burst = null;
+        if (Completed(send, burst, _burstCount))
+        {
+            Drain();
+        }
+    }
 
-    /// <summary>Called by the writer when a send failed: the connection is done, without a close handshake.</summary>
-    internal void Fail(Exception ex)
+    private bool Completed(ValueTask send, ReadOnlyMemory<byte>[] burst, int count)
+    {
+        try
+        {
+            send.GetAwaiter().GetResult();
+            return true;
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Closing or aborted: go on to the close handshake, if one was asked for.
+            Finish();
+            return false;
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+            return false;
+        }
+        finally
+        {
+            ReleaseBurst(burst, count);
+        }
+    }
+
+    private static void ReleaseBurst(ReadOnlyMemory<byte>[] burst, int count)
+    {
+        burst.AsSpan(0, count).Clear();
+        ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(burst);
+    }
+
+    private void Fail(Exception ex)
     {
         CoreLog.SendFailed(_logger, ex, ConnectionId);
         lock (_lock)
@@ -294,8 +362,8 @@ public sealed class ClientConnection
         Finish();
     }
 
-    /// <summary>Called by the writer once it has stopped for good: leave the engine, then close the transport if asked to.</summary>
-    internal void Finish()
+    // Called by the writer once it has stopped for good: leave the engine, then close the transport if asked to.
+    private void Finish()
     {
         lock (_lock)
         {
@@ -336,5 +404,11 @@ public sealed class ClientConnection
         {
             _completion.TrySetResult();
         }
+    }
+
+    // The connection's thread-pool work item: queued once per burst, not per frame, and allocated once.
+    private sealed class Writer(ClientConnection connection) : IThreadPoolWorkItem
+    {
+        public void Execute() => connection.Drain();
     }
 }

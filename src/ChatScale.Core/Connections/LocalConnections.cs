@@ -19,22 +19,12 @@ namespace ChatScale.Connections;
 /// </remarks>
 public sealed class LocalConnections : IDisposable
 {
-    // Past this many envelopes a batch is written out before the rest is queued, to bound the delay of its first frame.
-    private const int MaxBatchEnvelopes = 64;
-
     private readonly ConcurrentDictionary<string, UserConnections> _byUser = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, UserConnections>.AlternateLookup<ReadOnlySpan<char>> _byUserSpan;
     private readonly ConcurrentDictionary<string, ClientConnection> _byId = new(StringComparer.Ordinal);
     private readonly ChatScaleOptions _options;
     private readonly ChatScaleMetrics _metrics;
     private readonly ILogger _logger;
-
-    // Envelopes per batch run: each may bring a connection one frame, and all of them are queued before its writer
-    // runs, so a batch must fit well inside one queue or a client that reads fine would count as slow.
-    private readonly int _batchEnvelopes;
-
-    // A batch kept for the next Deliver of envelopes (two concurrent callers: the second makes its own).
-    private DeliveryBatch? _spareBatch;
 
     /// <summary>Creates the engine.</summary>
     /// <param name="options">The node options (queue capacity, slow-consumer policy, node id).</param>
@@ -48,7 +38,6 @@ public sealed class LocalConnections : IDisposable
         _metrics = new ChatScaleMetrics(meterFactory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<LocalConnections>() ?? NullLogger.Instance;
         _metrics.ObserveQueueDepth(TotalQueuedFrames);
-        _batchEnvelopes = Math.Clamp(_options.SendQueueCapacity / 2, 1, MaxBatchEnvelopes);
     }
 
     /// <summary>This node's id.</summary>
@@ -110,53 +99,11 @@ public sealed class LocalConnections : IDisposable
         {
             if (_byUser.TryGetValue(userIds[i], out var entry))
             {
-                queued += entry.Enqueue(payload, batch: null);
+                queued += entry.Enqueue(payload);
             }
         }
 
         _metrics.Delivered(queued);
-        return queued;
-    }
-
-    /// <summary>
-    /// Delivers envelopes that arrived together (one read from the backplane), in order, and then writes each
-    /// connection they reached once: every frame the batch brought a connection goes out in one burst, written from
-    /// the calling thread (no thread-pool hop) as far as the transport takes it without waiting; a connection whose
-    /// send has to wait finishes on its own, so a slow client never holds up the caller.
-    /// </summary>
-    /// <param name="envelopes">The envelopes, as returned by <see cref="EnvelopeCodec.Decode"/>.</param>
-    /// <returns>How many frames were queued, over all envelopes.</returns>
-    public int Deliver(ReadOnlySpan<BackplaneEnvelope> envelopes)
-    {
-        var batch = Interlocked.Exchange(ref _spareBatch, null) ?? new DeliveryBatch();
-        var queued = 0;
-        try
-        {
-            for (var start = 0; start < envelopes.Length; start += _batchEnvelopes)
-            {
-                var chunk = envelopes.Slice(start, Math.Min(_batchEnvelopes, envelopes.Length - start));
-                try
-                {
-                    for (var i = 0; i < chunk.Length; i++)
-                    {
-                        ArgumentNullException.ThrowIfNull(chunk[i], nameof(envelopes));
-                        queued += Deliver(chunk[i], batch);
-                    }
-                }
-                finally
-                {
-                    batch.Run();
-                }
-            }
-        }
-        finally
-        {
-            if (batch.IsWorthKeeping)
-            {
-                Volatile.Write(ref _spareBatch, batch);
-            }
-        }
-
         return queued;
     }
 
@@ -170,45 +117,28 @@ public sealed class LocalConnections : IDisposable
     public int Deliver(BackplaneEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
-        return Deliver(envelope, batch: null);
-    }
-
-    private int Deliver(BackplaneEnvelope envelope, DeliveryBatch? batch)
-    {
         if (envelope.Kind == EnvelopeKind.All)
         {
-            return DeliverToAll(envelope.Payload, batch);
+            return DeliverToAll(envelope.Payload);
         }
 
-        var payload = envelope.Payload;
-        int queued;
         if (!envelope.HasEncodedRecipients)
         {
-            var recipients = envelope.Recipients;
-            queued = 0;
-            for (var i = 0; i < recipients.Count; i++)
-            {
-                if (_byUser.TryGetValue(recipients[i], out var entry))
-                {
-                    queued += entry.Enqueue(payload, batch);
-                }
-            }
-
-            _metrics.Delivered(queued);
-            return queued;
+            return Deliver(envelope.Recipients, envelope.Payload);
         }
 
         // A user id is at most MaxUserIdBytes of UTF-8, hence at most as many UTF-16 chars.
         Span<char> userId = stackalloc char[EnvelopeLimits.MaxUserIdBytes];
         var block = envelope.EncodedRecipients.Span;
-        queued = 0;
+        var payload = envelope.Payload;
+        var queued = 0;
         var pos = 0;
         for (var i = 0; i < envelope.RecipientCount; i++)
         {
             var chars = Encoding.UTF8.GetChars(EnvelopeCodec.NextRecipient(block, ref pos), userId);
             if (_byUserSpan.TryGetValue(userId[..chars], out var entry))
             {
-                queued += entry.Enqueue(payload, batch);
+                queued += entry.Enqueue(payload);
             }
         }
 
@@ -219,14 +149,12 @@ public sealed class LocalConnections : IDisposable
     /// <summary>Queues <paramref name="payload"/> on every connection this node holds.</summary>
     /// <param name="payload">The frame, shared by every queue.</param>
     /// <returns>How many connections the frame was queued on.</returns>
-    public int DeliverToAll(ReadOnlyMemory<byte> payload) => DeliverToAll(payload, batch: null);
-
-    private int DeliverToAll(ReadOnlyMemory<byte> payload, DeliveryBatch? batch)
+    public int DeliverToAll(ReadOnlyMemory<byte> payload)
     {
         var queued = 0;
         foreach (var pair in _byId)
         {
-            if (pair.Value.TryEnqueue(payload, batch))
+            if (pair.Value.TryEnqueue(payload))
             {
                 queued++;
             }
@@ -337,13 +265,13 @@ public sealed class LocalConnections : IDisposable
 
         public bool Dead { get; set; }
 
-        public int Enqueue(ReadOnlyMemory<byte> payload, DeliveryBatch? batch)
+        public int Enqueue(ReadOnlyMemory<byte> payload)
         {
             var items = _items;
             var queued = 0;
             for (var j = 0; j < items.Length; j++)
             {
-                if (items[j].TryEnqueue(payload, batch))
+                if (items[j].TryEnqueue(payload))
                 {
                     queued++;
                 }

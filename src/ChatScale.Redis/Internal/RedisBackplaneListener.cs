@@ -19,10 +19,6 @@ namespace ChatScale.Redis.Internal;
 /// at a time in the order Redis sent them (concurrent handlers would reorder a conversation). StackExchange.Redis
 /// re-establishes subscriptions itself after a reconnect and keeps the queue open; should a queue complete anyway
 /// (someone unsubscribed it), the loop subscribes again. A malformed envelope is counted, logged and dropped.
-/// <para><b>Batches.</b> After each wake-up the loop takes every message already queued (up to a bound) and hands the
-/// decoded envelopes to <see cref="LocalConnections.Deliver(ReadOnlySpan{BackplaneEnvelope})"/> at once, so each
-/// connection they reach is written once per batch, from this loop's thread: under load, one wake-up and one socket
-/// write serve many frames.</para>
 /// <para><b>Truth about receiving.</b> <see cref="BackplaneReadiness"/> is marked not receiving until both channels are
 /// subscribed, and again whenever a subscription connection fails. After a reconnect the listener proves its node
 /// channel is subscribed again (a PUBLISH of an empty probe to it must count at least one receiver) before marking it
@@ -40,9 +36,6 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     // connecting, say) is retried before the node takes clients, so none connects to a node that cannot yet receive.
     // Past it, startup goes on degraded (Redis down at boot must not stop the host) and the loop keeps retrying.
     private static readonly TimeSpan StartupSubscribeTimeout = TimeSpan.FromSeconds(10);
-
-    // Messages taken from the queue per batch; LocalConnections bounds the frames per connection further.
-    private const int MaxBatch = 256;
 
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly LocalConnections _connections;
@@ -171,23 +164,12 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
 
             ready.TrySetResult();
             delay = TimeSpan.FromMilliseconds(100);
-            var batch = new BackplaneEnvelope[MaxBatch];
             try
             {
                 while (true)
                 {
                     var message = await queue.ReadAsync(stopping).ConfigureAwait(false);
-                    var count = 0;
-                    do
-                    {
-                        if (Decode(message.Message, name) is { } envelope)
-                        {
-                            batch[count++] = envelope;
-                        }
-                    }
-                    while (count < MaxBatch && queue.TryRead(out message));
-
-                    Deliver(batch.AsSpan(0, count));
+                    Handle(message.Message, name);
                 }
             }
             catch (ChannelClosedException)
@@ -214,58 +196,42 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         RedisLog.ListenerStopped(_logger, _nodeId);
     }
 
-    private BackplaneEnvelope? Decode(RedisValue value, string channel)
+    private void Handle(RedisValue value, string channel)
     {
         ReadOnlyMemory<byte> data = (byte[]?)value ?? [];
         if (data.Span.SequenceEqual(Probe))
         {
-            return null; // A probe of this listener's own subscription (VerifyAsync), not an envelope.
+            return; // A probe of this listener's own subscription (VerifyAsync), not an envelope.
         }
 
+        BackplaneEnvelope envelope;
         try
         {
-            var envelope = EnvelopeCodec.Decode(data, _maxPayloadBytes);
+            envelope = EnvelopeCodec.Decode(data, _maxPayloadBytes);
             if (envelope.Kind == EnvelopeKind.Group)
             {
                 // Group envelopes travel only on group channels (GroupNode resolves their members); delivered here, the
                 // group id would be taken for a user id and reach a user named like the group.
                 throw new EnvelopeFormatException("A group envelope arrived on a node or all-nodes channel.");
             }
-
-            return envelope;
         }
         catch (EnvelopeFormatException ex)
         {
             _metrics.Malformed();
             RedisLog.MalformedEnvelope(_logger, ex, channel, data.Length);
-            return null;
-        }
-    }
-
-    private void Deliver(Span<BackplaneEnvelope> batch)
-    {
-        if (batch.IsEmpty)
-        {
             return;
         }
 
         try
         {
-            _connections.Deliver(batch);
+            _connections.Deliver(envelope);
 
-            for (var i = 0; i < batch.Length; i++)
-            {
-                _metrics.Received();
-            }
+            _metrics.Received();
         }
         catch (Exception ex)
         {
-            // One bad delivery must not stop the node from receiving: log it and go on with the next messages.
-            RedisLog.DeliveryFailed(_logger, ex, batch[0].MessageId, batch[0].OriginNodeId);
-        }
-        finally
-        {
-            batch.Clear();
+            // One bad delivery must not stop the node from receiving: log it and go on with the next message.
+            RedisLog.DeliveryFailed(_logger, ex, envelope.MessageId, envelope.OriginNodeId);
         }
     }
 

@@ -1,4 +1,3 @@
-using ChatScale.Backplane;
 using ChatScale.Connections;
 using ChatScale.Core.Tests.TestSupport;
 
@@ -74,78 +73,11 @@ public sealed class BurstWriteTests
         Assert.Equal(0, connections.GetConnections("alice")[0].QueuedFrames);
     }
 
-    [Fact]
-    public void Envelopes_delivered_as_one_batch_reach_each_connection_in_one_burst_written_on_the_calling_thread()
-    {
-        using var connections = new LocalConnections(Opts.Create());
-        var alice = new BatchRecordingTransport();
-        var bob = new BatchRecordingTransport();
-        connections.Add("alice", alice);
-        connections.Add("bob", bob);
-        var envelopes = Enumerable.Range(0, 10).Select(i => Envelope(i, "alice", "bob")).ToArray();
-
-        Assert.Equal(20, connections.Deliver(envelopes));
-
-        // Both transports complete at once, so the writers ran before Deliver returned, on this thread.
-        foreach (var transport in new[] { alice, bob })
-        {
-            Assert.Equal([10], transport.BatchSizes);
-            Assert.Equal(Enumerable.Range(0, 10), transport.Frames.Select(f => BitConverter.ToInt32(f)));
-            Assert.Equal([Environment.CurrentManagedThreadId], transport.Threads);
-        }
-    }
-
-    [Fact]
-    public async Task A_batch_larger_than_the_queue_does_not_make_a_reading_client_a_slow_consumer()
-    {
-        using var connections = new LocalConnections(Opts.Create(o =>
-        {
-            o.SendQueueCapacity = 8;
-            o.SlowConsumerPolicy = SlowConsumerPolicy.Close;
-        }));
-        var transport = new BatchRecordingTransport();
-        var alice = connections.Add("alice", transport);
-        var envelopes = Enumerable.Range(0, 100).Select(i => Envelope(i, "alice")).ToArray();
-
-        Assert.Equal(100, connections.Deliver(envelopes));
-
-        await transport.WaitForFramesAsync(100);
-        Assert.Null(alice.CloseStatus);
-        Assert.All(transport.BatchSizes, size => Assert.InRange(size, 1, 4));
-        Assert.Equal(Enumerable.Range(0, 100), transport.Frames.Select(f => BitConverter.ToInt32(f)));
-    }
-
-    [Fact]
-    public async Task A_connection_whose_send_waits_does_not_hold_up_the_batch_for_the_others()
-    {
-        using var connections = new LocalConnections(Opts.Create());
-        var slow = new BatchRecordingTransport();
-        var fast = new BatchRecordingTransport();
-        slow.Block();
-        connections.Add("slow", slow);
-        connections.Add("fast", fast);
-
-        Assert.Equal(6, connections.Deliver([Envelope(0, "slow", "fast"), Envelope(1, "slow", "fast"), Envelope(2, "slow", "fast")]));
-
-        Assert.Equal([3], fast.BatchSizes);
-        Assert.Empty(slow.Frames);
-        connections.Deliver([Envelope(3, "slow", "fast")]);
-        slow.Release();
-        await slow.WaitForFramesAsync(4);
-        await fast.WaitForFramesAsync(4);
-        Assert.Equal(Enumerable.Range(0, 4), slow.Frames.Select(f => BitConverter.ToInt32(f)));
-        Assert.Equal([3, 1], fast.BatchSizes);
-    }
-
-    private static BackplaneEnvelope Envelope(int sequence, params string[] users)
-        => EnvelopeCodec.Decode(EnvelopeCodec.Encode(EnvelopeKind.Users, "node-b", Guid.NewGuid(), users, BitConverter.GetBytes(sequence)));
-
     /// <summary>Records each burst it is handed; can hold sends until released.</summary>
     private sealed class BatchRecordingTransport : IConnectionTransport
     {
         private readonly List<int> _batches = [];
         private readonly List<byte[]> _frames = [];
-        private readonly List<int> _threads = [];
         private TaskCompletionSource _gate = Open();
 
         public SemaphoreSlim Entered { get; } = new(0);
@@ -157,18 +89,6 @@ public sealed class BurstWriteTests
                 lock (_frames)
                 {
                     return [.. _batches];
-                }
-            }
-        }
-
-        /// <summary>The distinct threads bursts were handed over on.</summary>
-        public int[] Threads
-        {
-            get
-            {
-                lock (_frames)
-                {
-                    return [.. _threads];
                 }
             }
         }
@@ -194,14 +114,6 @@ public sealed class BurstWriteTests
         public async ValueTask SendBatchAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
         {
             Entered.Release();
-            lock (_frames)
-            {
-                if (!_threads.Contains(Environment.CurrentManagedThreadId))
-                {
-                    _threads.Add(Environment.CurrentManagedThreadId);
-                }
-            }
-
             await Volatile.Read(ref _gate).Task.WaitAsync(cancellationToken);
             lock (_frames)
             {
