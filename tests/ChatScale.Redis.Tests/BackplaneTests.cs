@@ -158,12 +158,13 @@ public sealed class BackplaneTests(RedisFixture redis)
     }
 
     [Fact]
-    public async Task PipelinedEnvelopes_ReachTheListenerInBatches_AndArriveInOrder_WithMalformedOnesDroppedInBetween()
+    public async Task PipelinedEnvelopes_ArriveInOrder_WithMalformedOnesDroppedInBetween()
     {
         // Thousands of envelopes sent without waiting, on one connection, so the listener finds many queued at each
-        // wake-up and delivers them as batches; a malformed one in the middle of a batch is dropped alone.
+        // wake-up; a malformed one among them is dropped alone. The send queues hold the whole burst (the default
+        // capacity would, rightly, drop the oldest frames of a burst this size).
         var prefix = RedisFixture.UniquePrefix("batches");
-        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b");
+        await using var b = await TestNode.StartAsync(redis.ConnectionString, prefix, "node-b", core: o => o.SendQueueCapacity = 4096);
         var bob = await b.ConnectAsync("bob");
         var carol = await b.ConnectAsync("carol");
         var bobChannel = StackExchange.Redis.RedisChannel.Literal($"{prefix}:bp:node:node-b");
