@@ -16,19 +16,7 @@ public sealed class RedisStreamDispatcherSettleTests(RedisFixture redis, ITestOu
     {
         var prefix = RedisFixture.UniquePrefix("settle-timeout");
         var log = new AttemptLog();
-        var firstReturning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var letFirstReturn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var behavior = new JobBehavior<Numbered>(async (job, context, _) =>
-        {
-            var start = AttemptLog.Now;
-            if (job.Seq == 0 && context.Attempt == 1)
-            {
-                firstReturning.TrySetResult();
-                await letFirstReturn.Task;
-            }
-
-            log.Add("node-a", job, context, start, AttemptLog.Now, completed: true);
-        });
+        var (behavior, firstReturning, letFirstReturn) = FirstAttemptOfSeq0Held(log);
 
         await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var host = await DispatcherHost.StartAsync(
@@ -79,19 +67,7 @@ public sealed class RedisStreamDispatcherSettleTests(RedisFixture redis, ITestOu
     {
         var prefix = RedisFixture.UniquePrefix("settle-late");
         var log = new AttemptLog();
-        var firstReturning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var letFirstReturn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var behavior = new JobBehavior<Numbered>(async (job, context, _) =>
-        {
-            var start = AttemptLog.Now;
-            if (job.Seq == 0 && context.Attempt == 1)
-            {
-                firstReturning.TrySetResult();
-                await letFirstReturn.Task;
-            }
-
-            log.Add("node-a", job, context, start, AttemptLog.Now, completed: true);
-        });
+        var (behavior, firstReturning, letFirstReturn) = FirstAttemptOfSeq0Held(log);
 
         await using var proxy = new StallingProxy(redis.ConnectionString);
         await using var host = await DispatcherHost.StartAsync(
@@ -156,5 +132,25 @@ public sealed class RedisStreamDispatcherSettleTests(RedisFixture redis, ITestOu
         Assert.Equal(expectedA, takesA);
         Assert.Equal(Partitions - expectedA, takesB);
         Assert.Equal(0, a.LogCount(2504) + b.LogCount(2504)); // no handovers
+    }
+
+    // Records every attempt on node-a; the first attempt of seq 0 signals firstReturning, then returns only once
+    // letFirstReturn is set, so a test can stall Redis between the handler's return and its ack.
+    private static (JobBehavior<Numbered> Behavior, TaskCompletionSource FirstReturning, TaskCompletionSource LetFirstReturn) FirstAttemptOfSeq0Held(AttemptLog log)
+    {
+        var firstReturning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var letFirstReturn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var behavior = new JobBehavior<Numbered>(async (job, context, _) =>
+        {
+            var start = AttemptLog.Now;
+            if (job.Seq == 0 && context.Attempt == 1)
+            {
+                firstReturning.TrySetResult();
+                await letFirstReturn.Task;
+            }
+
+            log.Add("node-a", job, context, start, AttemptLog.Now, completed: true);
+        });
+        return (behavior, firstReturning, letFirstReturn);
     }
 }
