@@ -1,4 +1,3 @@
-using System.Buffers;
 using ChatScale.Diagnostics;
 using Microsoft.Extensions.Logging;
 
@@ -10,19 +9,15 @@ namespace ChatScale.Connections;
 /// <see cref="LocalConnections.Add"/>.
 /// </summary>
 /// <remarks>
-/// The connection is scheduled, not its frames: the first frame queued on an idle connection puts the connection on
-/// the thread pool once; it then hands the transport every frame queued at that moment as one burst
-/// (<see cref="IConnectionTransport.SendBatchAsync"/>: one flush, one socket write), and keeps going while frames
-/// arrive. A send that completes synchronously costs no further hop; one that waits resumes the writer where it
-/// completes. An idle connection has no task, no waiter and no queue storage.
+/// This type owns the queue, the slow-consumer policy and the close; an internal writer, one per connection, is the
+/// single writer that sends. The connection is scheduled, not its frames: the first frame queued on an idle
+/// connection puts its writer on the thread pool once; the writer then hands the transport every frame queued at that
+/// moment as one burst (<see cref="IConnectionTransport.SendBatchAsync"/>: one flush, one socket write), and keeps
+/// going while frames arrive. An idle connection has no task, no waiter and no queue storage.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The stop source is cancelled by Abort/CloseAsync at any time, even after the writer finished, so it is never disposed; it owns no timer once cancelled.")]
 public sealed class ClientConnection
 {
-    // A burst is every frame queued at that moment, up to this many frames and (past the first frame) this many bytes.
-    private const int MaxBurstFrames = 64;
-    private const int MaxBurstBytes = 64 * 1024;
-
     private const int Open = 0;
     private const int Closing = 1;
 
@@ -44,13 +39,7 @@ public sealed class ClientConnection
     private long _dropped;
     private ConnectionCloseStatus? _closeStatus;
     private string _closeDescription = string.Empty;
-
-    // The burst being sent while a send is pending.
-    private ReadOnlyMemory<byte>[]? _burst;
-    private int _burstCount;
-    private ValueTask _pending;
-    private Action? _onSendCompleted;
-    private Writer? _writer;
+    private ConnectionWriter? _writer;
 
     internal ClientConnection(string connectionId, string userId, IConnectionTransport transport, LocalConnections owner, ChatScaleOptions options, ChatScaleMetrics metrics, ILogger logger)
     {
@@ -127,7 +116,7 @@ public sealed class ClientConnection
 
         if (schedule)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new Writer(this), preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(Writer, preferLocal: false);
         }
 
         if (closedAsSlow)
@@ -236,6 +225,9 @@ public sealed class ClientConnection
         _metrics.SlowConsumerClosed();
     }
 
+    // Allocated the first time the connection has work, so a connection that never receives holds none.
+    private ConnectionWriter Writer => _writer ??= new ConnectionWriter(this, _transport, _stop.Token);
+
     private void Schedule()
     {
         lock (_lock)
@@ -248,109 +240,28 @@ public sealed class ClientConnection
             _scheduled = true;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new Writer(this), preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(Writer, preferLocal: false);
     }
 
-    // The single writer: runs while the connection is scheduled, never twice at once.
-    private void Drain()
+    // Called by the writer, never twice at once: moves the frames queued at this moment into burst, or none when
+    // the connection is stopping; when it hands back none and the connection is open, the writer is unscheduled.
+    internal int TakeBurst(Span<ReadOnlyMemory<byte>> burst, int maxBytes, out bool closing)
     {
-        while (true)
+        lock (_lock)
         {
-            int count;
-            bool closing;
-            var burst = ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(MaxBurstFrames);
-            lock (_lock)
+            var count = _stop.IsCancellationRequested || _discardQueued ? 0 : _queue.TakeBurst(burst, maxBytes);
+            closing = _state == Closing;
+            if (count == 0 && !closing)
             {
-                count = _stop.IsCancellationRequested || _discardQueued ? 0 : _queue.TakeBurst(burst, MaxBurstBytes);
-                closing = _state == Closing;
-                if (count == 0 && !closing)
-                {
-                    _scheduled = false;
-                }
+                _scheduled = false;
             }
 
-            if (count == 0)
-            {
-                ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(burst);
-                if (closing)
-                {
-                    Finish();
-                }
-
-                return;
-            }
-
-            ValueTask send;
-            try
-            {
-                send = _transport.SendBatchAsync(burst.AsMemory(0, count), _stop.Token);
-            }
-            catch (Exception ex)
-            {
-                ReleaseBurst(burst, count);
-                Fail(ex);
-                return;
-            }
-
-            if (!send.IsCompleted)
-            {
-                _burst = burst;
-                _burstCount = count;
-                _pending = send;
-                send.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onSendCompleted ??= OnSendCompleted);
-                return;
-            }
-
-            if (!Completed(send, burst, count))
-            {
-                return;
-            }
+            return count;
         }
     }
 
-    private void OnSendCompleted()
-    {
-        var send = _pending;
-        var burst = _burst!;
-        _pending = default;
-        _burst = null;
-        if (Completed(send, burst, _burstCount))
-        {
-            Drain();
-        }
-    }
-
-    private bool Completed(ValueTask send, ReadOnlyMemory<byte>[] burst, int count)
-    {
-        try
-        {
-            send.GetAwaiter().GetResult();
-            return true;
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-            // Closing or aborted: go on to the close handshake, if one was asked for.
-            Finish();
-            return false;
-        }
-        catch (Exception ex)
-        {
-            Fail(ex);
-            return false;
-        }
-        finally
-        {
-            ReleaseBurst(burst, count);
-        }
-    }
-
-    private static void ReleaseBurst(ReadOnlyMemory<byte>[] burst, int count)
-    {
-        burst.AsSpan(0, count).Clear();
-        ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(burst);
-    }
-
-    private void Fail(Exception ex)
+    // The writer's send failed: the transport is unusable, so stop for good.
+    internal void Fail(Exception ex)
     {
         CoreLog.SendFailed(_logger, ex, ConnectionId);
         lock (_lock)
@@ -363,7 +274,7 @@ public sealed class ClientConnection
     }
 
     // Called by the writer once it has stopped for good: leave the engine, then close the transport if asked to.
-    private void Finish()
+    internal void Finish()
     {
         lock (_lock)
         {
@@ -404,11 +315,5 @@ public sealed class ClientConnection
         {
             _completion.TrySetResult();
         }
-    }
-
-    // The connection's thread-pool work item: queued once per burst, not per frame, and allocated once.
-    private sealed class Writer(ClientConnection connection) : IThreadPoolWorkItem
-    {
-        public void Execute() => connection.Drain();
     }
 }
