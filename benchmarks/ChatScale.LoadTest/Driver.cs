@@ -146,5 +146,5 @@ internal static class Driver
     }
 
     public static string Summary(RunResult r)
-        => string.Create(CultureInfo.InvariantCulture, $"{r.System} run {r.Run} group {r.GroupSize}: {r.DeliveriesPerSecond:N0} deliveries/s, saturated e2e p99 {r.SaturatedE2eP99Ms:F1} ms; at {r.LatencyPhaseDeliveriesPerSecond:N0}/s e2e p50 {r.E2eP50Ms:F2} p99 {r.E2eP99Ms:F2} ms, http p99 {r.HttpP99Ms:F2} ms, {r.CpuMicrosPerDelivery:F2} µs CPU/delivery, {r.RedisCommandsPerMessage:F1} redis cmds/msg, lost {r.LostDeliveries}, driver CPU {r.DriverCpuShare:P0}, node JIT {r.NodeJitMethods:N0} methods {r.NodeJitMs:F0} ms");
+        => string.Create(CultureInfo.InvariantCulture, $"{r.System} run {r.Run} group {r.GroupSize}: {r.DeliveriesPerSecond:N0} deliveries/s, saturated e2e p99 {r.SaturatedE2eP99Ms:F1} ms; at {r.LatencyPhaseDeliveriesPerSecond:N0}/s e2e p50 {r.E2eP50Ms:F2} p99 {r.E2eP99Ms:F2} ms, http p99 {r.HttpP99Ms:F2} ms, {r.CpuMicrosPerDelivery:F2} µs CPU/delivery, {r.RedisCommandsPerMessage:F1} redis cmds/msg, lost {r.LostDeliveries}, driver CPU {r.DriverCpuShare:P0}, node JIT {r.NodeJitMethods:N0} methods {r.NodeJitMs:F0} ms, {r.NodeWorkItemsPerMessage:F1} thread-pool work items/msg");
 }

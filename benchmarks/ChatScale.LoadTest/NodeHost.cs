@@ -30,6 +30,10 @@ internal static class NodeHost
         var users = args.GetInt("users", 1000);
         var nodeId = args.Get("node-id", "node-" + port.ToString(CultureInfo.InvariantCulture));
 
+        // --floor (the floor verb): POST /send parses the request exactly as below and returns without publishing,
+        // so its CPU is what the HTTP request itself costs, the floor both systems share.
+        var floor = args.Has("floor");
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxConcurrentConnections = null);
@@ -60,6 +64,11 @@ internal static class NodeHost
             {
                 var recipients = groupCache.Get(context.Request);
                 var body = await ReadBodyAsync(context.Request);
+                if (floor)
+                {
+                    return Results.Accepted();
+                }
+
                 await broadcaster.PublishAsync(recipients, body, context.RequestAborted);
                 return Results.Accepted();
             });
@@ -102,6 +111,11 @@ internal static class NodeHost
             {
                 var recipients = groupCache.Get(context.Request);
                 var body = await ReadBodyAsync(context.Request);
+                if (floor)
+                {
+                    return Results.Accepted();
+                }
+
                 // The body is already JSON: pass it as a JsonElement so SignalR writes it as is, not as a string.
                 using var document = JsonDocument.Parse(body);
                 await hub.Clients.Users(recipients).SendAsync("m", document.RootElement, context.RequestAborted);
@@ -115,8 +129,9 @@ internal static class NodeHost
         }
 
         app.MapGet("/ready", () => Results.Ok());
-        // For the cold row: how much this process has JIT-compiled so far (methods, milliseconds).
-        app.MapGet("/jit", () => Results.Text(string.Create(CultureInfo.InvariantCulture, $"{System.Runtime.JitInfo.GetCompiledMethodCount()} {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:F1}")));
+        // For the cold row: how much this process has JIT-compiled so far (methods, milliseconds); then the thread-pool
+        // work items it has run so far (the thread hops per message, over the measured phase).
+        app.MapGet("/jit", () => Results.Text(string.Create(CultureInfo.InvariantCulture, $"{System.Runtime.JitInfo.GetCompiledMethodCount()} {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:F1} {ThreadPool.CompletedWorkItemCount}")));
         // For the idle-connection test: a full blocking GC, then the managed heap and the connection count.
         app.MapPost("/gc", () =>
         {

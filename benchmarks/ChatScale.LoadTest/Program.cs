@@ -7,6 +7,7 @@ using ChatScale.LoadTest;
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- compare [--runs 3] [--groups 5,50,500] [--quick]
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- massconnect [--users 10000]
 // dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- idle [--max 50000]
+// dotnet run -c Release --project benchmarks/ChatScale.LoadTest -- floor [--group 5] [--rate N] [--runs 1]   (the HTTP POST alone: /send returns without publishing)
 var parsed = new Args(args);
 return parsed.Verb switch
 {
@@ -16,11 +17,12 @@ return parsed.Verb switch
     "chart" => await Driver.ChartAsync(parsed),
     "massconnect" => await MassConnect.RunAsync(parsed),
     "idle" => await IdleScale.RunAsync(parsed),
+    "floor" => await Floor.RunAsync(parsed),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: ChatScale.LoadTest run|compare|massconnect|idle [options]  (see Program.cs and docs/benchmarks.md)");
+    Console.Error.WriteLine("usage: ChatScale.LoadTest run|compare|massconnect|idle|floor [options]  (see Program.cs and docs/benchmarks.md)");
     return 2;
 }

@@ -42,4 +42,7 @@ internal sealed record RunResult
     /// <summary>Methods the nodes JIT-compiled during the measured phase (summed over the nodes), and the time it took.</summary>
     public long NodeJitMethods { get; init; }
     public double NodeJitMs { get; init; }
+
+    /// <summary>Thread-pool work items the nodes ran during the measured phase, per message (both nodes together).</summary>
+    public double NodeWorkItemsPerMessage { get; init; }
 }

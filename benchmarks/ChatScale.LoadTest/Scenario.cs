@@ -199,6 +199,7 @@ internal sealed class Scenario
                 ReadinessSeconds = Math.Round(readiness.Elapsed.TotalSeconds, 2),
                 NodeJitMethods = jit1.Methods - jit0.Methods,
                 NodeJitMs = Math.Round(jit1.Ms - jit0.Ms, 1),
+                NodeWorkItemsPerMessage = Math.Round((jit1.WorkItems - jit0.WorkItems) / (double)Messages, 2),
             };
             return result;
         }
@@ -209,19 +210,24 @@ internal sealed class Scenario
         }
     }
 
-    // Methods and milliseconds the nodes' JIT compiled so far, summed over the nodes.
-    private static async Task<(long Methods, double Ms)> JitAsync(HttpClient http, Cluster cluster)
+    // Methods and milliseconds the nodes' JIT compiled so far, and the thread-pool work items they ran, summed over the nodes.
+    private static async Task<(long Methods, double Ms, long WorkItems)> JitAsync(HttpClient http, Cluster cluster)
     {
-        var (methods, ms) = (0L, 0.0);
+        var (methods, ms, items) = (0L, 0.0, 0L);
         foreach (var port in cluster.NodePorts)
         {
             var parts = (await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/jit"))).Split(' ');
             methods += long.Parse(parts[0], CultureInfo.InvariantCulture);
             ms += double.Parse(parts[1], CultureInfo.InvariantCulture);
+            items += long.Parse(parts[2], CultureInfo.InvariantCulture);
         }
 
-        return (methods, ms);
+        return (methods, ms, items);
     }
+
+    /// <summary>A measured message's body: its sequence number, the send timestamp and a fixed padding (~130 bytes).</summary>
+    internal static byte[] MessageBody(long seq, long timestamp)
+        => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"s\":{seq},\"t\":{timestamp},\"p\":\"{Padding}\"}}"));
 
     internal static double Percentile(long[] sorted, double q)
         => sorted.Length == 0 ? 0 : Recorder.Ms(sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * q))]);
@@ -284,7 +290,7 @@ internal sealed class Scenario
                 // At most Window messages sent but not yet fully delivered; a lost delivery costs one second.
                 await window.WaitAsync(TimeSpan.FromSeconds(1));
                 var t0 = Stopwatch.GetTimestamp();
-                var body = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"s\":{seq},\"t\":{t0},\"p\":\"{Padding}\"}}"));
+                var body = MessageBody(seq, t0);
                 var ok = await PostAsync(http, cluster.NodePorts[seq % cluster.NodePorts.Count], seq % groups.Count, groups.Size, body, CancellationToken.None);
                 latencies?.Add(Stopwatch.GetTimestamp() - t0);
                 if (!ok)
@@ -316,7 +322,7 @@ internal sealed class Scenario
             inFlight.Add(Task.Run(async () =>
             {
                 var t0 = Stopwatch.GetTimestamp();
-                var body = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"s\":{s},\"t\":{t0},\"p\":\"{Padding}\"}}"));
+                var body = MessageBody(s, t0);
                 var ok = await PostAsync(http, cluster.NodePorts[s % cluster.NodePorts.Count], s % groups.Count, groups.Size, body, CancellationToken.None);
                 latencies.Add(Stopwatch.GetTimestamp() - t0);
                 if (!ok)
