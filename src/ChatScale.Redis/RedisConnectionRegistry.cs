@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.InteropServices;
 using ChatScale.Redis.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -158,7 +159,8 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
 
         var (reads, states) = await _reader.ReadAsync(Database, keys, "presence lookup", cancellationToken).ConfigureAwait(false);
 
-        var byNode = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        // Built as the result's own type, so a lookup makes one dictionary, not one to fill and one to return.
+        var byNode = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         List<string>? offline = null;
         for (var i = 0; i < reads.Length; i++)
         {
@@ -171,10 +173,8 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
                     continue;
                 }
 
-                if (!byNode.TryGetValue(nodeId, out var users))
-                {
-                    byNode[nodeId] = users = [];
-                }
+                ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(byNode, nodeId, out _);
+                var users = (List<string>)(slot ??= new List<string>());
 
                 // A user with several connections on one node is listed once for it.
                 if (users.Count == 0 || !ReferenceEquals(users[^1], userIds[i]))
@@ -191,13 +191,7 @@ public sealed partial class RedisConnectionRegistry : IConnectionRegistry, IDisp
             }
         }
 
-        var usersByNode = new Dictionary<string, IReadOnlyList<string>>(byNode.Count, StringComparer.Ordinal);
-        foreach (var pair in byNode)
-        {
-            usersByNode[pair.Key] = pair.Value;
-        }
-
-        return new PresenceLookup(usersByNode, offline ?? (IReadOnlyList<string>)[]);
+        return new PresenceLookup(byNode, offline ?? (IReadOnlyList<string>)[]);
     }
 
     /// <inheritdoc />

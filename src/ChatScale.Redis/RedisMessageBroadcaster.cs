@@ -121,7 +121,7 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
                 sends[i++] = _multiplexer.GetSubscriber().PublishAsync(_keys.NodeChannel(pair.Key), envelope);
             }
 
-            await RedisFailures.WaitAsync(WhenAll(sends), cancellationToken).ConfigureAwait(false);
+            await RedisFailures.WaitAllAsync(sends, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -265,11 +265,5 @@ public sealed class RedisMessageBroadcaster : IMessageBroadcaster, IDisposable
         }
 
         return (recipients ?? userIds, unreachable ?? (IReadOnlyList<string>)[]);
-    }
-
-    private static async Task<long> WhenAll(Task<long>[] sends)
-    {
-        await Task.WhenAll(sends).ConfigureAwait(false);
-        return sends.Length;
     }
 }

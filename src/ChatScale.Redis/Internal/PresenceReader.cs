@@ -77,7 +77,7 @@ internal sealed class PresenceReader(NodeLiveness liveness)
     {
         try
         {
-            await RedisFailures.WaitAsync(Task.WhenAll(reads), cancellationToken).ConfigureAwait(false);
+            await RedisFailures.WaitAllAsync(reads, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {

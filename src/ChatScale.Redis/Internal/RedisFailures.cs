@@ -52,6 +52,56 @@ internal static class RedisFailures
         return command.WaitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Awaits every one of <paramref name="commands"/> (pipelined together, oldest first), or stops waiting when
+    /// <paramref name="cancellationToken"/> fires; a failure surfaces as the first failed command's exception, as
+    /// awaiting <see cref="Task.WhenAll(Task[])"/> would report it, and no command's failure goes unobserved.
+    /// </summary>
+    /// <remarks>
+    /// StackExchange.Redis completes each command's task with asynchronous continuations, so <c>Task.WhenAll</c> costs
+    /// one thread-pool hop per command it waits on (its promise is queued on every completion). Replies on one
+    /// connection arrive in the order the commands were sent, so this waits on the newest command first: when it
+    /// completes the others have too, and the whole set costs one resumption. Commands spread over several
+    /// connections (a cluster's shards) are waited on in turn.
+    /// </remarks>
+    public static async ValueTask WaitAllAsync(Task[] commands, CancellationToken cancellationToken)
+    {
+        for (var i = commands.Length - 1; i >= 0; i--)
+        {
+            var command = commands[i];
+            if (command.IsCompleted)
+            {
+                continue;
+            }
+
+            // Failures are reported below, in command order, once every command has completed.
+            await (cancellationToken.CanBeCanceled ? command.WaitAsync(cancellationToken) : command).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (!command.IsCompleted)
+            {
+                // Cancelled while waiting: the commands still finish on their own and must not fault unobserved.
+                ObserveAll(commands);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+
+        foreach (var command in commands)
+        {
+            if (!command.IsCompletedSuccessfully)
+            {
+                ObserveAll(commands);
+                await command.ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static void ObserveAll(Task[] commands)
+    {
+        foreach (var command in commands)
+        {
+            Observe(command);
+        }
+    }
+
     /// <summary>Marks a faulted command's exception observed (for commands whose outcome no one awaits any more).</summary>
     public static void Observe(Task? command)
         => command?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
