@@ -14,9 +14,10 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// <remarks>
 /// <para>Two waits make the scripts meet, each bounded so that no other key waits for them:</para>
 /// <list type="bullet">
-/// <item>A wake-up that comes while a handler of the partition runs waits up to <see cref="RideAlong"/> for that
-/// handler's ack to carry its read.</item>
-/// <item>An ack that nothing of the partition waits for (no other job read and unfinished) waits up to
+/// <item>A wake-up names its job's key (<see cref="WakeUpHints"/>). When every job announced belongs to a key that
+/// already has a job read and unfinished here, reading now would only queue it behind that job: the read is owed to
+/// that key's next ack instead (for at most <see cref="OwedReadLimit"/>). A job of any other key is read at once.</item>
+/// <item>An ack that nothing of the partition waits for (no other job read and unfinished, no read owed) waits up to
 /// <see cref="AckHold"/> for the next read to carry it. A key's next job is read together with (and only after) the
 /// ack of its previous one, so the order per key holds; an ack held when the tenure ends is sent at once by the
 /// settler, and one lost with a crash only means the job runs again, as any unacked job does.</item>
@@ -24,8 +25,8 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// </remarks>
 internal sealed class PartitionReader
 {
-    /// <summary>How long a wake-up's read may wait for the ack of a running handler to carry it.</summary>
-    public static readonly TimeSpan RideAlong = TimeSpan.FromMilliseconds(2);
+    /// <summary>How long a read owed to a busy key's next ack may wait for it (a hint shared by two keys, a long handler).</summary>
+    public static readonly TimeSpan OwedReadLimit = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long an ack nothing waits for may wait for the next read to carry it.</summary>
     public static readonly TimeSpan AckHold = TimeSpan.FromMilliseconds(100);
@@ -37,24 +38,25 @@ internal sealed class PartitionReader
     private readonly Signal _wake;
     private readonly JobSettler _settler;
     private readonly KeyLanes<StreamJob> _lanes;
-    private readonly Func<int> _running;
+    private readonly WakeUpHints _hints;
     private readonly RedisKey[] _pumpKeys;
     private readonly RedisKey[] _claimKeys;
     private readonly RedisKey[] _consumerKeys;
     private readonly Lock _lock = new();
     private readonly HashSet<RedisValue> _known = []; // entries read and not finished: in a lane, running or waiting
+    private readonly Dictionary<uint, int> _busyKeys = []; // key hash -> how many of _known have that key
     private bool _roomWanted; // the reader waits for room: a finished job wakes it
     private bool _readDue = true; // the stream may hold entries: read at once after the acquisition
-    private long _deferUntil;
+    private long _owedSince; // a read is owed to the next ack since then (0: none)
 
-    public PartitionReader(DispatcherRuntime runtime, PartitionLease lease, Signal wake, JobSettler settler, KeyLanes<StreamJob> lanes, Func<int> running)
+    public PartitionReader(DispatcherRuntime runtime, PartitionLease lease, Signal wake, WakeUpHints hints, JobSettler settler, KeyLanes<StreamJob> lanes)
     {
         _runtime = runtime;
         _lease = lease;
         _wake = wake;
         _settler = settler;
         _lanes = lanes;
-        _running = running;
+        _hints = hints;
         var stream = runtime.Keys.Partition(lease.Partition, "jobs");
         var leaseKey = runtime.Keys.Partition(lease.Partition, "lease");
         _pumpKeys = [stream, runtime.Keys.Partition(lease.Partition, "attempts"), leaseKey];
@@ -79,11 +81,22 @@ internal sealed class PartitionReader
     }
 
     /// <summary>A job has finished (acked or dead-lettered): it leaves the buffer, which may wake a reader waiting for room.</summary>
-    public void Forget(RedisValue entryId)
+    public void Forget(StreamJob job)
     {
+        var keyHash = OrderingKeyHash.Fnv1a(job.Key ?? string.Empty);
         lock (_lock)
         {
-            _known.Remove(entryId);
+            if (_known.Remove(job.EntryId) && _busyKeys.TryGetValue(keyHash, out var jobs))
+            {
+                if (jobs > 1)
+                {
+                    _busyKeys[keyHash] = jobs - 1;
+                }
+                else
+                {
+                    _busyKeys.Remove(keyHash);
+                }
+            }
         }
 
         if (Volatile.Read(ref _roomWanted))
@@ -138,7 +151,7 @@ internal sealed class PartitionReader
                 int count;
                 if (acks is not null)
                 {
-                    if (!_readDue && !recoverMine && known <= acks.Count)
+                    if (!_readDue && _owedSince == 0 && !recoverMine && known <= acks.Count)
                     {
                         // Nothing of this partition waits for these acks: let the next read carry them, for a while.
                         holdUntil = holdUntil == 0 ? now + Ticks(AckHold) : holdUntil;
@@ -146,7 +159,7 @@ internal sealed class PartitionReader
                         {
                             _settler.PutBack(acks);
                             acks = null;
-                            await WaitAsync(holdUntil - now, deferRead: false, draining).ConfigureAwait(false);
+                            await WaitAsync(holdUntil - now, draining).ConfigureAwait(false);
                             continue;
                         }
                     }
@@ -157,30 +170,34 @@ internal sealed class PartitionReader
                 }
                 else
                 {
+                    if (_owedSince != 0 && now - _owedSince >= Ticks(OwedReadLimit))
+                    {
+                        _readDue = true; // the busy key's ack is late: read without it
+                    }
+
                     count = _readDue && room > 0 ? Math.Min(room, _runtime.ReadBatchSize) : 0;
                     if (count == 0)
                     {
-                        // Nothing to settle or to read now: wait for a job (a wake-up), a finished job, room, or the poll.
+                        // Nothing to settle or to read now: wait for a job (a wake-up), a finished job, room, the
+                        // owed read's limit, or the poll.
                         if (_readDue && !WantRoom())
                         {
                             continue; // a job finished meanwhile: there is room now
                         }
 
-                        await WaitAsync(Ticks(_runtime.PollInterval), deferRead: true, draining).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    if (_deferUntil > now)
-                    {
-                        // A handler of this partition is running: its ack, due soon, carries this read. Waiting longer
-                        // than RideAlong would hold back the other keys of the partition.
-                        await WaitAsync(_deferUntil - now, deferRead: false, draining).ConfigureAwait(false);
+                        var wait = _owedSince != 0 && !_readDue ? _owedSince + Ticks(OwedReadLimit) - now : Ticks(_runtime.PollInterval);
+                        await WaitAsync(wait, draining).ConfigureAwait(false);
                         continue;
                     }
                 }
 
                 holdUntil = 0;
-                _deferUntil = 0;
+                if (count > 0)
+                {
+                    _hints.Clear(); // this read takes every job announced so far
+                    _owedSince = 0;
+                }
+
                 var reply = await SendAsync(acks, count).ConfigureAwait(false);
                 if (reply.Resp2Type == ResultType.Integer)
                 {
@@ -262,21 +279,33 @@ internal sealed class PartitionReader
     }
 
     /// <summary>
-    /// Waits for the partition's signal. Anything but a finished job (a wake-up, room, the timeout) makes a read due;
-    /// with <paramref name="deferRead"/>, a wake-up while a handler runs lets that read wait for the handler's ack.
+    /// Waits for the partition's signal, then judges what woke it: a finished job (its ack goes next), a wake-up whose
+    /// jobs all belong to busy keys (the read is owed to their next ack), or anything else (a read is due).
     /// </summary>
-    private async ValueTask WaitAsync(long ticks, bool deferRead, CancellationToken draining)
+    private async ValueTask WaitAsync(long ticks, CancellationToken draining)
     {
         var finished = _settler.Finished;
-        var signalled = await _wake.WaitAsync(TimeSpan.FromSeconds(ticks / (double)_runtime.Time.TimestampFrequency), draining).ConfigureAwait(false);
+        var signalled = await _wake.WaitAsync(TimeSpan.FromSeconds(Math.Max(0, ticks) / (double)_runtime.Time.TimestampFrequency), draining).ConfigureAwait(false);
         Volatile.Write(ref _roomWanted, false);
-        if (_settler.Finished == finished)
+        if (!signalled)
+        {
+            _readDue = true; // the poll, a hold's or an owed read's limit
+            return;
+        }
+
+        WakeUpVerdict verdict;
+        lock (_lock)
+        {
+            verdict = _hints.Take(_busyKeys);
+        }
+
+        if (verdict == WakeUpVerdict.AllBusy)
+        {
+            _owedSince = _owedSince == 0 ? _runtime.Time.GetTimestamp() : _owedSince;
+        }
+        else if (verdict == WakeUpVerdict.ReadNow || _settler.Finished == finished)
         {
             _readDue = true;
-            if (deferRead && signalled && _running() > 0)
-            {
-                _deferUntil = _runtime.Time.GetTimestamp() + Ticks(RideAlong);
-            }
         }
     }
 
@@ -346,12 +375,15 @@ internal sealed class PartitionReader
     /// <summary>Queues a job on its key's lane (starting the lane if idle); false when a lane already has it.</summary>
     private bool Dispatch(StreamJob job)
     {
+        var keyHash = OrderingKeyHash.Fnv1a(job.Key ?? string.Empty);
         lock (_lock)
         {
             if (!_known.Add(job.EntryId))
             {
                 return false;
             }
+
+            _busyKeys[keyHash] = _busyKeys.GetValueOrDefault(keyHash) + 1;
         }
 
         _lanes.Add(job.Key ?? string.Empty, job); // only the reader dispatches, so a key's jobs go in in stream order

@@ -29,7 +29,7 @@ internal sealed class PartitionWorker : IDisposable
     private int _running;
     private volatile bool _finished;
 
-    public PartitionWorker(DispatcherRuntime runtime, PartitionLease lease, Signal wake, Action released)
+    public PartitionWorker(DispatcherRuntime runtime, PartitionLease lease, Signal wake, WakeUpHints hints, Action released)
     {
         _released = released;
         _runtime = runtime;
@@ -41,7 +41,7 @@ internal sealed class PartitionWorker : IDisposable
         _handlers = CancellationTokenSource.CreateLinkedTokenSource(runtime.Aborting.Token, lease.Lost);
         lease.Lost.Register(static state => ((PartitionWorker)state!).OnLeaseLost(), this);
         _lanes = new KeyLanes<StreamJob>(RunToEndAsync, _draining.Token);
-        _reader = new PartitionReader(runtime, lease, wake, _settler, _lanes, () => Volatile.Read(ref _running));
+        _reader = new PartitionReader(runtime, lease, wake, hints, _settler, _lanes);
         _lanes.Start();
     }
 
@@ -153,7 +153,7 @@ internal sealed class PartitionWorker : IDisposable
 
                 if (end == AttemptEnd.Finished)
                 {
-                    _reader.Forget(job.EntryId);
+                    _reader.Forget(job);
                     return true;
                 }
 
