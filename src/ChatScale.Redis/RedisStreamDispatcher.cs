@@ -217,7 +217,7 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         var (replayed, partitions) = await Redis(_deadLetters.ReplayAsync(jobId, cancellationToken), "replaying dead letters").ConfigureAwait(false);
         foreach (var partition in partitions)
         {
-            _wakeUps.JobAdded(partition);
+            _wakeUps.JobsReplayed(partition);
         }
 
         return replayed;

@@ -185,6 +185,48 @@ internal static class DispatcherScripts
         """;
 
     /// <summary>
+    /// KEYS: stream, attempts, lease. ARGV: lease value, group, consumer, count, n, entry ids... (the first n have an
+    /// attempt record). A partition's one round trip: the fenced batch ack of <see cref="Complete"/> and the read of
+    /// <see cref="Read"/> in one script, so a job that finishes while more arrive costs one script, not two. Returns
+    /// {acked count, new entries} (no read when count is 0), or -1 when the lease is gone (then nothing was acked or
+    /// taken).
+    /// </summary>
+    public const string CompleteAndRead = """
+        if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+          return -1
+        end
+        local acked = 0
+        if #ARGV > 5 then
+          local ids = {}
+          for i = 6, #ARGV do
+            ids[#ids + 1] = ARGV[i]
+          end
+          redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
+          redis.call('XDEL', KEYS[1], unpack(ids))
+          local n = tonumber(ARGV[5])
+          if n > 0 then
+            redis.call('HDEL', KEYS[2], unpack(ids, 1, n))
+          end
+          acked = #ids
+        end
+        if ARGV[4] == '0' then
+          return {acked, {}}
+        end
+        local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+        if type(r) == 'table' and r.err then
+          if string.find(r.err, 'NOGROUP', 1, true) then
+            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
+            return {acked, {}}
+          end
+          return redis.error_reply(r.err)
+        end
+        if not r then
+          return {acked, {}}
+        end
+        return {acked, r[1][2]}
+        """;
+
+    /// <summary>
     /// KEYS: stream, attempts[, lease]. ARGV: lease value, entry id, attempts made, delay ms. Fenced: stores a failed
     /// job's attempt count and the server time of its next attempt with the entry, so any later owner continues the
     /// count and honours the backoff. 1, or -1 when the lease is gone.

@@ -28,7 +28,9 @@ public sealed class RedisStreamDispatcherSettleTests(RedisFixture redis, ITestOu
             r => r.LeaseTtl = TimeSpan.FromSeconds(6), // valid for 4.8 s without a renewal: longer than the stall below
             connection: c =>
             {
-                c.AsyncTimeout = 400;
+                // Long enough that the test's own enqueues (through the proxy, before any stall) never time out on a
+                // loaded machine (one took 804 ms); the stall below lasts until the retry is seen, however long.
+                c.AsyncTimeout = 1000;
                 c.HeartbeatInterval = TimeSpan.FromMilliseconds(100); // timeouts are noticed on the heartbeat
             });
         await Eventually.TrueAsync(() => host.Dispatcher.OwnedPartitionCount == 1, "node-a to own the partition");

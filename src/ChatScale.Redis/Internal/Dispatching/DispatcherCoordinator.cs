@@ -271,7 +271,7 @@ internal sealed class DispatcherCoordinator : IDisposable
             return;
         }
 
-        var worker = new PartitionWorker(_runtime, lease, _wakeUps.Partition(partition), _wakeUps.AnnounceRebalance);
+        var worker = new PartitionWorker(_runtime, lease, _wakeUps.Partition(partition), _wakeUps.Hints(partition), _wakeUps.AnnounceRebalance);
         _workers[partition] = worker;
         worker.Start();
     }

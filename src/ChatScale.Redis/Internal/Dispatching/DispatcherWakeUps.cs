@@ -8,17 +8,27 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// when that is this instance, else a <c>PUBLISH</c> on the owner's own channel), and wake-ups for one owner are
 /// coalesced: every partition that got jobs while one publish was being sent goes into the next single publish.
 /// Only a hint: readers also poll every <see cref="RedisDispatcherOptions.PollInterval"/>, so a lost or misrouted
-/// wake-up (during a rebalance) costs latency, never a job.
+/// wake-up (during a rebalance) costs latency, never a job. A wake-up names the hash of its job's ordering key
+/// (<see cref="WakeUpHints"/>), so that a reader whose partition already runs that key can let the key's next ack
+/// carry the read.
 /// </summary>
+/// <remarks>
+/// Payload: records of 2 bytes (a partition, or -1 for the shared stream, -2 for a rebalance), big-endian; from this
+/// version on, a message that starts with the marker -3 holds records of 6 bytes instead (the partition, then the
+/// key hash). An instance of an earlier version reads the hash bytes as partitions too: spurious wake-ups, which
+/// cost it an empty read each, nothing else, during a rolling deploy.
+/// </remarks>
 internal sealed class DispatcherWakeUps : IDisposable
 {
     private const int Shared = -1;
     private const int RebalanceMarker = -2;
+    private const short HashedMarker = -3;
     private readonly DispatcherRuntime _runtime;
     private readonly Signal[] _partitions;
+    private readonly WakeUpHints[] _hints;
     private readonly Action<RedisChannel, RedisValue> _onMessage;
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, HashSet<int>> _pending = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<long>> _pending = new(StringComparer.Ordinal); // (partition << 32) | key hash
     private volatile string?[] _owners;
     private bool _subscribed;
 
@@ -26,9 +36,11 @@ internal sealed class DispatcherWakeUps : IDisposable
     {
         _runtime = runtime;
         _partitions = new Signal[runtime.Partitions];
+        _hints = new WakeUpHints[runtime.Partitions];
         for (var i = 0; i < _partitions.Length; i++)
         {
             _partitions[i] = new Signal();
+            _hints[i] = new WakeUpHints();
         }
 
         _owners = new string?[runtime.Partitions];
@@ -41,9 +53,11 @@ internal sealed class DispatcherWakeUps : IDisposable
     public Action? Rebalanced { get; set; }
 
     /// <summary>Tells every instance to look at the membership and leases now rather than at its next tick.</summary>
-    public void AnnounceRebalance() => Send(string.Empty, RebalanceMarker);
+    public void AnnounceRebalance() => Send(string.Empty, RebalanceMarker, 0);
 
     public Signal Partition(int partition) => _partitions[partition];
+
+    public WakeUpHints Hints(int partition) => _hints[partition];
 
     /// <summary>The coordinator's current view of who owns which partition (by rendezvous hashing).</summary>
     public void SetOwners(string?[] owners) => _owners = owners;
@@ -80,8 +94,8 @@ internal sealed class DispatcherWakeUps : IDisposable
         }
     }
 
-    /// <summary>A job was added to <paramref name="partition"/> (-1: the shared stream).</summary>
-    public void JobAdded(int partition)
+    /// <summary>A job was added to <paramref name="partition"/> (-1: the shared stream) under a key of hash <paramref name="keyHash"/>.</summary>
+    public void JobAdded(int partition, uint keyHash)
     {
         if (partition == Shared)
         {
@@ -92,18 +106,41 @@ internal sealed class DispatcherWakeUps : IDisposable
                 return;
             }
 
-            Send(string.Empty, Shared);
+            Send(string.Empty, Shared, 0);
             return;
         }
 
         var owner = _owners[partition];
         if (owner is not null && string.Equals(owner, _runtime.InstanceId, StringComparison.Ordinal))
         {
+            _hints[partition].Add(keyHash);
             _partitions[partition].Set();
             return;
         }
 
-        Send(owner ?? string.Empty, partition);
+        Send(owner ?? string.Empty, partition, keyHash);
+    }
+
+    /// <summary>Jobs of unknown keys were added to <paramref name="partition"/> (-1: the shared stream) by a replay of dead letters: its owner reads at once.</summary>
+    public void JobsReplayed(int partition)
+    {
+        if (partition == Shared)
+        {
+            JobAdded(Shared, 0);
+            return;
+        }
+
+        var owner = _owners[partition];
+        if (owner is not null && string.Equals(owner, _runtime.InstanceId, StringComparison.Ordinal))
+        {
+            _hints[partition].AddUnknown();
+            _partitions[partition].Set();
+            return;
+        }
+
+        var payload = new byte[2]; // a record without a key hash: the owner reads at once (rare: not coalesced)
+        BinaryPrimitives.WriteInt16BigEndian(payload, (short)partition);
+        Publish(owner ?? string.Empty, payload);
     }
 
     public void Dispose()
@@ -116,17 +153,18 @@ internal sealed class DispatcherWakeUps : IDisposable
         SharedSignal.Dispose();
     }
 
-    private void Send(string owner, int partition)
+    private void Send(string owner, int partition, uint keyHash)
     {
+        var record = ((long)partition << 32) | keyHash;
         lock (_lock)
         {
             if (_pending.TryGetValue(owner, out var set))
             {
-                set.Add(partition); // a flush for this owner is already queued: ride along
+                set.Add(record); // a flush for this owner is already queued: ride along
                 return;
             }
 
-            _pending[owner] = [partition];
+            _pending[owner] = [record];
         }
 
         ThreadPool.UnsafeQueueUserWorkItem(static state => state.Self.Flush(state.Owner), (Self: this, Owner: owner), preferLocal: false);
@@ -134,7 +172,7 @@ internal sealed class DispatcherWakeUps : IDisposable
 
     private void Flush(string owner)
     {
-        HashSet<int>? set;
+        HashSet<long>? set;
         lock (_lock)
         {
             _pending.Remove(owner, out set);
@@ -145,14 +183,21 @@ internal sealed class DispatcherWakeUps : IDisposable
             return;
         }
 
-        var payload = new byte[set.Count * 2];
-        var i = 0;
-        foreach (var partition in set)
+        var payload = new byte[2 + (set.Count * 6)];
+        BinaryPrimitives.WriteInt16BigEndian(payload, HashedMarker);
+        var i = 2;
+        foreach (var record in set)
         {
-            BinaryPrimitives.WriteInt16BigEndian(payload.AsSpan(i), (short)partition);
-            i += 2;
+            BinaryPrimitives.WriteInt16BigEndian(payload.AsSpan(i), (short)(record >> 32));
+            BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(i + 2), (uint)record);
+            i += 6;
         }
 
+        Publish(owner, payload);
+    }
+
+    private void Publish(string owner, byte[] payload)
+    {
         var channel = owner.Length == 0 ? _runtime.Keys.DispatcherWakeChannel : _runtime.Keys.DispatcherInstanceWakeChannel(owner);
         try
         {
@@ -166,12 +211,14 @@ internal sealed class DispatcherWakeUps : IDisposable
     private void OnMessage(RedisChannel channel, RedisValue message)
     {
         var bytes = (byte[]?)message;
-        if (bytes is null)
+        if (bytes is null || bytes.Length < 2)
         {
             return;
         }
 
-        for (var i = 0; i + 1 < bytes.Length; i += 2)
+        var hashed = BinaryPrimitives.ReadInt16BigEndian(bytes) == HashedMarker;
+        var size = hashed ? 6 : 2;
+        for (var i = hashed ? 2 : 0; i + size <= bytes.Length; i += size)
         {
             var partition = BinaryPrimitives.ReadInt16BigEndian(bytes.AsSpan(i));
             if (partition == Shared)
@@ -184,6 +231,15 @@ internal sealed class DispatcherWakeUps : IDisposable
             }
             else if (partition >= 0 && partition < _partitions.Length)
             {
+                if (hashed)
+                {
+                    _hints[partition].Add(BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(i + 2)));
+                }
+                else
+                {
+                    _hints[partition].AddUnknown();
+                }
+
                 _partitions[partition].Set();
             }
         }

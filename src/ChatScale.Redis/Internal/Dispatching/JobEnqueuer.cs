@@ -35,13 +35,14 @@ internal sealed class JobEnqueuer
     public ValueTask<string> EnqueueAsync(JobTypeRegistration registration, object job, string? orderingKey, CancellationToken cancellationToken)
     {
         var guid = Guid.CreateVersion7();
-        var partition = orderingKey is null ? -1 : OrderingKeyHash.Lane(orderingKey, _runtime.Partitions);
+        var keyHash = orderingKey is null ? 0 : OrderingKeyHash.Fnv1a(orderingKey);
+        var partition = orderingKey is null ? -1 : (int)(keyHash % (uint)_runtime.Partitions); // OrderingKeyHash.Lane, hashed once
         var stream = partition < 0 ? _runtime.Keys.SharedJobs : _streams[partition];
         var data = StreamJob.Encode(guid, registration.Name, orderingKey, _runtime.Time.GetUtcNow(), Activity.Current?.Context ?? default, registration.Serialize(job));
-        return new ValueTask<string>(AddAsync(stream, data, partition, guid.ToString("N"), cancellationToken));
+        return new ValueTask<string>(AddAsync(stream, data, partition, keyHash, guid.ToString("N"), cancellationToken));
     }
 
-    private async Task<string> AddAsync(RedisKey stream, byte[] data, int partition, string id, CancellationToken cancellationToken)
+    private async Task<string> AddAsync(RedisKey stream, byte[] data, int partition, uint keyHash, string id, CancellationToken cancellationToken)
     {
         var started = _runtime.Time.GetTimestamp();
         while (true)
@@ -68,7 +69,7 @@ internal sealed class JobEnqueuer
             }
         }
 
-        _wakeUps.JobAdded(partition);
+        _wakeUps.JobAdded(partition, keyHash);
         return id;
     }
 }

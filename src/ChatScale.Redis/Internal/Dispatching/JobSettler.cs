@@ -9,6 +9,13 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// the dead letters, each in one fenced script. A settle that fails for any reason (Redis unreachable, <c>READONLY</c>
 /// during a failover, a timeout) is retried while this instance may still settle the job; only a refused lease ends it.
 /// </summary>
+/// <remarks>
+/// <b>Carried acks.</b> Given a carrier signal, the settler sends no ack script of its own: it gathers finished jobs
+/// and signals the partition's reader, which sends them with its next read in one script
+/// (<see cref="DispatcherScripts.CompleteAndRead"/>: <see cref="TakeAcks"/>, then <see cref="Settled"/> or
+/// <see cref="Requeue"/>). When the reader ends, <see cref="StopCarrying"/> hands the acks of the handlers still
+/// running back to the settler's own batches.
+/// </remarks>
 internal sealed class JobSettler
 {
     private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(100);
@@ -21,12 +28,15 @@ internal sealed class JobSettler
     private readonly PartitionLease? _lease;
     private readonly RedisValue _leaseValue;
     private readonly Lock _lock = new();
-    private List<(RedisValue Id, bool HasRecord, TaskCompletionSource<bool> Done)> _batch = [];
+    private List<PendingAck> _batch = [];
+    private Signal? _carrier;
+    private long _finished;
     private bool _flushing;
 
-    public JobSettler(DispatcherRuntime runtime, RedisKey stream, RedisKey attempts, RedisKey dead, PartitionLease? lease)
+    public JobSettler(DispatcherRuntime runtime, RedisKey stream, RedisKey attempts, RedisKey dead, PartitionLease? lease, Signal? carrier = null)
     {
         _runtime = runtime;
+        _carrier = carrier;
         _lease = lease;
         _leaseValue = lease?.Value ?? RedisValue.EmptyString;
         _completeKeys = lease is null ? [stream, attempts] : [stream, attempts, runtime.Keys.Partition(lease.Partition, "lease")];
@@ -38,13 +48,17 @@ internal sealed class JobSettler
     {
         var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool start;
+        Signal? carrier;
         lock (_lock)
         {
-            _batch.Add((job.EntryId, job.Attempts > 1, done));
-            start = !_flushing;
-            _flushing = true;
+            _finished++;
+            _batch.Add(new PendingAck(job.EntryId, job.Attempts > 1, done));
+            carrier = _carrier;
+            start = carrier is null && !_flushing;
+            _flushing |= start;
         }
 
+        carrier?.Set();
         if (start)
         {
             // Inline up to the script's send (no thread hop); later rounds run on the reply's continuation.
@@ -62,54 +76,150 @@ internal sealed class JobSettler
     public async Task<bool> DeadLetterAsync(StreamJob job, int attempts, string error)
         => await RunAsync(DispatcherScripts.DeadLetter, _deadKeys, [_leaseValue, DispatcherScripts.Group, job.EntryId, attempts, error], job.EntryId).ConfigureAwait(false) >= 0;
 
+    /// <summary>How many jobs have finished so far (for a carrier: tells a finished job from other wake-ups).</summary>
+    public long Finished
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _finished;
+            }
+        }
+    }
+
+    /// <summary>For a carrier: takes the finished jobs gathered so far (at most one batch), or null when there are none.</summary>
+    public List<PendingAck>? TakeAcks()
+    {
+        lock (_lock)
+        {
+            return TakeBatch();
+        }
+    }
+
+    /// <summary>
+    /// Writes a batch's entry ids into <paramref name="args"/> from <paramref name="at"/> on, those with an attempt
+    /// record first (so the script deletes only those records); returns how many have one.
+    /// </summary>
+    public static int WriteIds(List<PendingAck> batch, RedisValue[] args, int at)
+    {
+        var withRecord = 0;
+        foreach (var item in batch)
+        {
+            if (item.HasRecord)
+            {
+                args[at++] = item.Id;
+                withRecord++;
+            }
+        }
+
+        foreach (var item in batch)
+        {
+            if (!item.HasRecord)
+            {
+                args[at++] = item.Id;
+            }
+        }
+
+        return withRecord;
+    }
+
+    /// <summary>For a carrier: the batch was acked (true) or refused by the lease (false); tells every waiter.</summary>
+    public static void Settled(List<PendingAck> batch, bool acked)
+    {
+        foreach (var item in batch)
+        {
+            item.Done.TrySetResult(acked);
+        }
+    }
+
+    /// <summary>For a carrier: a batch whose script failed goes back first, to be sent again (acks are idempotent).</summary>
+    public void Requeue(List<PendingAck> batch)
+    {
+        Signal? carrier;
+        bool start;
+        lock (_lock)
+        {
+            _batch.InsertRange(0, batch);
+            carrier = _carrier;
+            start = carrier is null && !_flushing;
+            _flushing |= start;
+        }
+
+        carrier?.Set();
+        if (start)
+        {
+            _ = FlushAsync();
+        }
+    }
+
+    /// <summary>For a carrier: a batch it decided not to send yet goes back first, without a signal.</summary>
+    public void PutBack(List<PendingAck> batch)
+    {
+        lock (_lock)
+        {
+            _batch.InsertRange(0, batch);
+        }
+    }
+
+    /// <summary>The carrier has ended: from now on acks are sent by the settler itself, starting with those gathered.</summary>
+    public void StopCarrying()
+    {
+        bool start;
+        lock (_lock)
+        {
+            _carrier = null;
+            start = _batch.Count > 0 && !_flushing;
+            _flushing |= start;
+        }
+
+        if (start)
+        {
+            _ = FlushAsync();
+        }
+    }
+
+    private List<PendingAck>? TakeBatch()
+    {
+        if (_batch.Count == 0)
+        {
+            return null;
+        }
+
+        List<PendingAck> batch;
+        if (_batch.Count <= MaxBatch)
+        {
+            batch = _batch;
+            _batch = [];
+        }
+        else
+        {
+            batch = _batch.GetRange(0, MaxBatch);
+            _batch.RemoveRange(0, MaxBatch);
+        }
+
+        return batch;
+    }
+
     private async Task FlushAsync()
     {
         while (true)
         {
-            List<(RedisValue Id, bool HasRecord, TaskCompletionSource<bool> Done)> batch;
+            List<PendingAck>? batch;
             lock (_lock)
             {
-                if (_batch.Count == 0)
+                batch = _carrier is null ? TakeBatch() : null;
+                if (batch is null)
                 {
                     _flushing = false;
                     return;
                 }
-
-                if (_batch.Count <= MaxBatch)
-                {
-                    batch = _batch;
-                    _batch = [];
-                }
-                else
-                {
-                    batch = _batch.GetRange(0, MaxBatch);
-                    _batch.RemoveRange(0, MaxBatch);
-                }
             }
 
-            // Entries with an attempt record (retried before) first, so the script deletes only those records.
             var args = new RedisValue[batch.Count + 3];
             args[0] = _leaseValue;
             args[1] = DispatcherScripts.Group;
-            int withRecord = 0, at = 3;
-            foreach (var item in batch)
-            {
-                if (item.HasRecord)
-                {
-                    args[at++] = item.Id;
-                    withRecord++;
-                }
-            }
-
-            foreach (var item in batch)
-            {
-                if (!item.HasRecord)
-                {
-                    args[at++] = item.Id;
-                }
-            }
-
-            args[2] = withRecord;
+            args[2] = WriteIds(batch, args, 3);
 
             bool acked;
             try
@@ -124,10 +234,7 @@ internal sealed class JobSettler
                 acked = false;
             }
 
-            foreach (var (_, _, done) in batch)
-            {
-                done.TrySetResult(acked);
-            }
+            Settled(batch, acked);
         }
     }
 
@@ -172,3 +279,6 @@ internal sealed class JobSettler
         }
     }
 }
+
+/// <summary>A finished job waiting for its ack, and the attempt waiting for the answer.</summary>
+internal readonly record struct PendingAck(RedisValue Id, bool HasRecord, TaskCompletionSource<bool> Done);
