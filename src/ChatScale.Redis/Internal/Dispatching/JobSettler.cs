@@ -30,7 +30,6 @@ internal sealed class JobSettler
     private readonly Lock _lock = new();
     private List<PendingAck> _batch = [];
     private Signal? _carrier;
-    private long _finished;
     private bool _flushing;
 
     public JobSettler(DispatcherRuntime runtime, RedisKey stream, RedisKey attempts, RedisKey dead, PartitionLease? lease, Signal? carrier = null)
@@ -51,7 +50,6 @@ internal sealed class JobSettler
         Signal? carrier;
         lock (_lock)
         {
-            _finished++;
             _batch.Add(new PendingAck(job.EntryId, job.Attempts > 1, done));
             carrier = _carrier;
             start = carrier is null && !_flushing;
@@ -75,18 +73,6 @@ internal sealed class JobSettler
     /// <summary>Moves the job to the dead letters with its attempts and error; false when the lease was refused.</summary>
     public async Task<bool> DeadLetterAsync(StreamJob job, int attempts, string error)
         => await RunAsync(DispatcherScripts.DeadLetter, _deadKeys, [_leaseValue, DispatcherScripts.Group, job.EntryId, attempts, error], job.EntryId).ConfigureAwait(false) >= 0;
-
-    /// <summary>How many jobs have finished so far (for a carrier: tells a finished job from other wake-ups).</summary>
-    public long Finished
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _finished;
-            }
-        }
-    }
 
     /// <summary>For a carrier: takes the finished jobs gathered so far (at most one batch), or null when there are none.</summary>
     public List<PendingAck>? TakeAcks()

@@ -16,7 +16,9 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// <list type="bullet">
 /// <item>A wake-up names its job's key (<see cref="WakeUpHints"/>). When every job announced belongs to a key that
 /// already has a job read and unfinished here, reading now would only queue it behind that job: the read is owed to
-/// that key's next ack instead (for at most <see cref="OwedReadLimit"/>). A job of any other key is read at once.</item>
+/// that key's next ack instead, for at most a <see cref="RedisDispatcherOptions.PollInterval"/> (as long as a lost wake-up
+/// could delay a read anyway; it bounds the wait of a key whose hash equals a busy key's). A job of any other key is
+/// read at once.</item>
 /// <item>An ack that nothing of the partition waits for (no other job read and unfinished, no read owed) waits up to
 /// <see cref="AckHold"/> for the next read to carry it. A key's next job is read together with (and only after) the
 /// ack of its previous one, so the order per key holds; an ack held when the tenure ends is sent at once by the
@@ -25,8 +27,6 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// </remarks>
 internal sealed class PartitionReader
 {
-    /// <summary>How long a read owed to a busy key's next ack may wait for it (a hint shared by two keys, a long handler).</summary>
-    public static readonly TimeSpan OwedReadLimit = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long an ack nothing waits for may wait for the next read to carry it.</summary>
     public static readonly TimeSpan AckHold = TimeSpan.FromMilliseconds(100);
@@ -46,6 +46,7 @@ internal sealed class PartitionReader
     private readonly HashSet<RedisValue> _known = []; // entries read and not finished: in a lane, running or waiting
     private readonly Dictionary<uint, int> _busyKeys = []; // key hash -> how many of _known have that key
     private bool _roomWanted; // the reader waits for room: a finished job wakes it
+    private bool _roomFreed; // ... and says so
     private bool _readDue = true; // the stream may hold entries: read at once after the acquisition
     private long _owedSince; // a read is owed to the next ack since then (0: none)
 
@@ -101,6 +102,7 @@ internal sealed class PartitionReader
 
         if (Volatile.Read(ref _roomWanted))
         {
+            Volatile.Write(ref _roomFreed, true);
             _wake.Set();
         }
     }
@@ -170,7 +172,7 @@ internal sealed class PartitionReader
                 }
                 else
                 {
-                    if (_owedSince != 0 && now - _owedSince >= Ticks(OwedReadLimit))
+                    if (_owedSince != 0 && now - _owedSince >= Ticks(_runtime.PollInterval))
                     {
                         _readDue = true; // the busy key's ack is late: read without it
                     }
@@ -185,7 +187,7 @@ internal sealed class PartitionReader
                             continue; // a job finished meanwhile: there is room now
                         }
 
-                        var wait = _owedSince != 0 && !_readDue ? _owedSince + Ticks(OwedReadLimit) - now : Ticks(_runtime.PollInterval);
+                        var wait = _owedSince != 0 && !_readDue ? _owedSince + Ticks(_runtime.PollInterval) - now : Ticks(_runtime.PollInterval);
                         await WaitAsync(wait, draining).ConfigureAwait(false);
                         continue;
                     }
@@ -279,33 +281,28 @@ internal sealed class PartitionReader
     }
 
     /// <summary>
-    /// Waits for the partition's signal, then judges what woke it: a finished job (its ack goes next), a wake-up whose
-    /// jobs all belong to busy keys (the read is owed to their next ack), or anything else (a read is due).
+    /// Waits for the partition's signal, then judges what woke it: a wake-up whose jobs all belong to busy keys (the
+    /// read is owed to their next ack), any other wake-up, freed room or the timeout (a read is due), or a finished job
+    /// (its ack goes next). A signal that none of these explains is stale (an ack already taken, a wake-up whose job
+    /// the last read took: its hint was recorded before that read was sent) and changes nothing.
     /// </summary>
     private async ValueTask WaitAsync(long ticks, CancellationToken draining)
     {
-        var finished = _settler.Finished;
         var signalled = await _wake.WaitAsync(TimeSpan.FromSeconds(Math.Max(0, ticks) / (double)_runtime.Time.TimestampFrequency), draining).ConfigureAwait(false);
         Volatile.Write(ref _roomWanted, false);
-        if (!signalled)
-        {
-            _readDue = true; // the poll, a hold's or an owed read's limit
-            return;
-        }
-
         WakeUpVerdict verdict;
         lock (_lock)
         {
             verdict = _hints.Take(_busyKeys);
         }
 
-        if (verdict == WakeUpVerdict.AllBusy)
+        if (verdict == WakeUpVerdict.AllBusy && signalled)
         {
             _owedSince = _owedSince == 0 ? _runtime.Time.GetTimestamp() : _owedSince;
         }
-        else if (verdict == WakeUpVerdict.ReadNow || _settler.Finished == finished)
+        else if (!signalled || verdict != WakeUpVerdict.None || Interlocked.Exchange(ref _roomFreed, false))
         {
-            _readDue = true;
+            _readDue = true; // the poll, a hold's or an owed read's limit; a job of an idle key; room
         }
     }
 
