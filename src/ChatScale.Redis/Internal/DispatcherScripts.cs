@@ -21,6 +21,44 @@ internal static class DispatcherScripts
         """;
 
     /// <summary>
+    /// Acks and deletes the entries ARGV[first..] (KEYS[1]: stream, KEYS[2]: attempts, ARGV[2]: group), and the attempt
+    /// records of the first <c>records</c> of them; sets <c>acked</c>.
+    /// </summary>
+    private const string AckEntries = """
+
+        local ids = {}
+        for i = first, #ARGV do
+          ids[#ids + 1] = ARGV[i]
+        end
+        local acked = #ids
+        if acked > 0 then
+          redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
+          redis.call('XDEL', KEYS[1], unpack(ids))
+          if records > 0 then
+            redis.call('HDEL', KEYS[2], unpack(ids, 1, records))
+          end
+        end
+        """;
+
+    /// <summary>
+    /// <c>XREADGROUP ... &gt;</c> of up to <c>count</c> new entries of KEYS[1] (ARGV[2]: group, ARGV[3]: consumer) into
+    /// <c>entries</c>; re-creates a vanished group (a Redis restart without persistence) instead of failing.
+    /// </summary>
+    private const string ReadEntries = """
+
+        local entries = {}
+        local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', count, 'STREAMS', KEYS[1], '>')
+        if type(r) == 'table' and r.err then
+          if not string.find(r.err, 'NOGROUP', 1, true) then
+            return redis.error_reply(r.err)
+          end
+          redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
+        elseif r then
+          entries = r[1][2]
+        end
+        """;
+
+    /// <summary>
     /// KEYS: members. ARGV: instance id, TTL ms, leaving (1/0). Renews (or removes) this instance's membership, drops
     /// expired members and returns the live ones.
     /// </summary>
@@ -77,18 +115,10 @@ internal static class DispatcherScripts
         if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[1] then
           return -1
         end
-        local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
-        if type(r) == 'table' and r.err then
-          if string.find(r.err, 'NOGROUP', 1, true) then
-            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
-            return {}
-          end
-          return redis.error_reply(r.err)
-        end
-        if not r then
-          return {}
-        end
-        return r[1][2]
+        local count = ARGV[4]
+        """ + ReadEntries + """
+
+        return entries
         """;
 
     /// <summary>
@@ -171,17 +201,10 @@ internal static class DispatcherScripts
         if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[1] then
           return -1
         end
-        local ids = {}
-        for i = 4, #ARGV do
-          ids[#ids + 1] = ARGV[i]
-        end
-        redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
-        redis.call('XDEL', KEYS[1], unpack(ids))
-        local n = tonumber(ARGV[3])
-        if n > 0 then
-          redis.call('HDEL', KEYS[2], unpack(ids, 1, n))
-        end
-        return #ids
+        local first, records = 4, tonumber(ARGV[3])
+        """ + AckEntries + """
+
+        return acked
         """;
 
     /// <summary>
@@ -195,35 +218,16 @@ internal static class DispatcherScripts
         if redis.call('GET', KEYS[3]) ~= ARGV[1] then
           return -1
         end
-        local acked = 0
-        if #ARGV > 5 then
-          local ids = {}
-          for i = 6, #ARGV do
-            ids[#ids + 1] = ARGV[i]
-          end
-          redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
-          redis.call('XDEL', KEYS[1], unpack(ids))
-          local n = tonumber(ARGV[5])
-          if n > 0 then
-            redis.call('HDEL', KEYS[2], unpack(ids, 1, n))
-          end
-          acked = #ids
-        end
+        local first, records = 6, tonumber(ARGV[5])
+        """ + AckEntries + """
+
         if ARGV[4] == '0' then
           return {acked, {}}
         end
-        local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
-        if type(r) == 'table' and r.err then
-          if string.find(r.err, 'NOGROUP', 1, true) then
-            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '0', 'MKSTREAM')
-            return {acked, {}}
-          end
-          return redis.error_reply(r.err)
-        end
-        if not r then
-          return {acked, {}}
-        end
-        return {acked, r[1][2]}
+        local count = ARGV[4]
+        """ + ReadEntries + """
+
+        return {acked, entries}
         """;
 
     /// <summary>
