@@ -40,9 +40,15 @@ public static class OrderingKeyHash
     /// <param name="key">The ordering key.</param>
     /// <param name="laneCount">How many lanes there are; greater than 0.</param>
     /// <returns>A lane in [0, <paramref name="laneCount"/>).</returns>
-    public static int Lane(string key, int laneCount)
+    public static int Lane(string key, int laneCount) => Lane(Fnv1a(key), laneCount);
+
+    /// <summary>The lane (or partition) of a key whose <see cref="Fnv1a"/> hash is <paramref name="keyHash"/>, for a caller that needs the hash too.</summary>
+    /// <param name="keyHash">The key's <see cref="Fnv1a"/> hash.</param>
+    /// <param name="laneCount">How many lanes there are; greater than 0.</param>
+    /// <returns>A lane in [0, <paramref name="laneCount"/>).</returns>
+    public static int Lane(uint keyHash, int laneCount)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(laneCount);
-        return (int)(Fnv1a(key) % (uint)laneCount);
+        return (int)(keyHash % (uint)laneCount);
     }
 }

@@ -36,7 +36,7 @@ internal sealed class JobEnqueuer
     {
         var guid = Guid.CreateVersion7();
         var keyHash = orderingKey is null ? 0 : OrderingKeyHash.Fnv1a(orderingKey);
-        var partition = orderingKey is null ? -1 : (int)(keyHash % (uint)_runtime.Partitions); // OrderingKeyHash.Lane, hashed once
+        var partition = orderingKey is null ? -1 : OrderingKeyHash.Lane(keyHash, _runtime.Partitions);
         var stream = partition < 0 ? _runtime.Keys.SharedJobs : _streams[partition];
         var data = StreamJob.Encode(guid, registration.Name, orderingKey, _runtime.Time.GetUtcNow(), Activity.Current?.Context ?? default, registration.Serialize(job));
         return new ValueTask<string>(AddAsync(stream, data, partition, keyHash, guid.ToString("N"), cancellationToken));
