@@ -111,7 +111,7 @@ internal sealed class DispatcherWakeUps : IDisposable
         }
 
         var owner = _owners[partition];
-        if (owner is not null && string.Equals(owner, _runtime.InstanceId, StringComparison.Ordinal))
+        if (IsThisInstance(owner))
         {
             _hints[partition].Add(keyHash);
             _partitions[partition].Set();
@@ -131,7 +131,7 @@ internal sealed class DispatcherWakeUps : IDisposable
         }
 
         var owner = _owners[partition];
-        if (owner is not null && string.Equals(owner, _runtime.InstanceId, StringComparison.Ordinal))
+        if (IsThisInstance(owner))
         {
             _hints[partition].AddUnknown();
             _partitions[partition].Set();
@@ -152,6 +152,8 @@ internal sealed class DispatcherWakeUps : IDisposable
 
         SharedSignal.Dispose();
     }
+
+    private bool IsThisInstance(string? owner) => owner is not null && string.Equals(owner, _runtime.InstanceId, StringComparison.Ordinal);
 
     private void Send(string owner, int partition, uint keyHash)
     {

@@ -13,7 +13,7 @@ namespace ChatScale.Redis.Internal.Dispatching;
 /// <b>Carried acks.</b> Given a carrier signal, the settler sends no ack script of its own: it gathers finished jobs
 /// and signals the partition's reader, which sends them with its next read in one script
 /// (<see cref="DispatcherScripts.CompleteAndRead"/>: <see cref="TakeAcks"/>, then <see cref="Settled"/> or
-/// <see cref="Requeue"/>). When the reader ends, <see cref="StopCarrying"/> hands the acks of the handlers still
+/// <see cref="PutBack"/>). When the reader ends, <see cref="StopCarrying"/> hands the acks of the handlers still
 /// running back to the settler's own batches.
 /// </remarks>
 internal sealed class JobSettler
@@ -52,8 +52,7 @@ internal sealed class JobSettler
         {
             _batch.Add(new PendingAck(job.EntryId, job.Attempts > 1, done));
             carrier = _carrier;
-            start = carrier is null && !_flushing;
-            _flushing |= start;
+            start = StartsFlush();
         }
 
         carrier?.Set();
@@ -119,27 +118,10 @@ internal sealed class JobSettler
         }
     }
 
-    /// <summary>For a carrier: a batch whose script failed goes back first, to be sent again (acks are idempotent).</summary>
-    public void Requeue(List<PendingAck> batch)
-    {
-        Signal? carrier;
-        bool start;
-        lock (_lock)
-        {
-            _batch.InsertRange(0, batch);
-            carrier = _carrier;
-            start = carrier is null && !_flushing;
-            _flushing |= start;
-        }
-
-        carrier?.Set();
-        if (start)
-        {
-            _ = FlushAsync();
-        }
-    }
-
-    /// <summary>For a carrier: a batch it decided not to send yet goes back first, without a signal.</summary>
+    /// <summary>
+    /// For a carrier: a batch it did not send (held for the next read) or whose script failed (acks are idempotent)
+    /// goes back first; the carrier sends it with its next round, or this settler once the carrier has stopped.
+    /// </summary>
     public void PutBack(List<PendingAck> batch)
     {
         lock (_lock)
@@ -155,14 +137,21 @@ internal sealed class JobSettler
         lock (_lock)
         {
             _carrier = null;
-            start = _batch.Count > 0 && !_flushing;
-            _flushing |= start;
+            start = StartsFlush();
         }
 
         if (start)
         {
             _ = FlushAsync();
         }
+    }
+
+    /// <summary>Under the lock: whether the caller starts the settler's own flush (no carrier, none running, acks waiting).</summary>
+    private bool StartsFlush()
+    {
+        var start = _carrier is null && !_flushing && _batch.Count > 0;
+        _flushing |= start;
+        return start;
     }
 
     private List<PendingAck>? TakeBatch()

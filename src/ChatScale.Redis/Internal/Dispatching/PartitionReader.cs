@@ -39,8 +39,7 @@ internal sealed class PartitionReader
     private readonly JobSettler _settler;
     private readonly KeyLanes<StreamJob> _lanes;
     private readonly WakeUpHints _hints;
-    private readonly RedisKey[] _pumpKeys;
-    private readonly RedisKey[] _claimKeys;
+    private readonly RedisKey[] _keys; // stream, attempts, lease: the settle-and-read and the claim scripts
     private readonly RedisKey[] _consumerKeys;
     private readonly Lock _lock = new();
     private readonly HashSet<RedisValue> _known = []; // entries read and not finished: in a lane, running or waiting
@@ -60,8 +59,7 @@ internal sealed class PartitionReader
         _hints = hints;
         var stream = runtime.Keys.Partition(lease.Partition, "jobs");
         var leaseKey = runtime.Keys.Partition(lease.Partition, "lease");
-        _pumpKeys = [stream, runtime.Keys.Partition(lease.Partition, "attempts"), leaseKey];
-        _claimKeys = _pumpKeys;
+        _keys = [stream, runtime.Keys.Partition(lease.Partition, "attempts"), leaseKey];
         _consumerKeys = [stream, leaseKey];
     }
 
@@ -84,18 +82,17 @@ internal sealed class PartitionReader
     /// <summary>A job has finished (acked or dead-lettered): it leaves the buffer, which may wake a reader waiting for room.</summary>
     public void Forget(StreamJob job)
     {
-        var keyHash = OrderingKeyHash.Fnv1a(job.Key ?? string.Empty);
         lock (_lock)
         {
-            if (_known.Remove(job.EntryId) && _busyKeys.TryGetValue(keyHash, out var jobs))
+            if (_known.Remove(job.EntryId) && _busyKeys.TryGetValue(job.KeyHash, out var jobs))
             {
                 if (jobs > 1)
                 {
-                    _busyKeys[keyHash] = jobs - 1;
+                    _busyKeys[job.KeyHash] = jobs - 1;
                 }
                 else
                 {
-                    _busyKeys.Remove(keyHash);
+                    _busyKeys.Remove(job.KeyHash);
                 }
             }
         }
@@ -263,7 +260,7 @@ internal sealed class PartitionReader
             {
                 if (acks is not null)
                 {
-                    _settler.Requeue(acks); // the script failed or never went: send them again
+                    _settler.PutBack(acks); // the script failed or never went: the next round (or the settler, once this reader ends) sends them again
                 }
             }
         }
@@ -277,7 +274,7 @@ internal sealed class PartitionReader
         args[2] = _runtime.InstanceId;
         args[3] = count;
         args[4] = acks is null ? 0 : JobSettler.WriteIds(acks, args, 5);
-        return _runtime.Database.ScriptEvaluateAsync(DispatcherScripts.CompleteAndRead, _pumpKeys, args);
+        return _runtime.Database.ScriptEvaluateAsync(DispatcherScripts.CompleteAndRead, _keys, args);
     }
 
     /// <summary>
@@ -334,7 +331,7 @@ internal sealed class PartitionReader
             draining.ThrowIfCancellationRequested();
             var reply = await _runtime.Database.ScriptEvaluateAsync(
                 DispatcherScripts.Claim,
-                _claimKeys,
+                _keys,
                 [_lease.Value, DispatcherScripts.Group, _runtime.InstanceId, _runtime.ReadBatchSize * 4, cursor, othersOnly ? 1 : 0, 0]).ConfigureAwait(false);
             if (reply.Resp2Type == ResultType.Integer)
             {
@@ -372,7 +369,6 @@ internal sealed class PartitionReader
     /// <summary>Queues a job on its key's lane (starting the lane if idle); false when a lane already has it.</summary>
     private bool Dispatch(StreamJob job)
     {
-        var keyHash = OrderingKeyHash.Fnv1a(job.Key ?? string.Empty);
         lock (_lock)
         {
             if (!_known.Add(job.EntryId))
@@ -380,7 +376,7 @@ internal sealed class PartitionReader
                 return false;
             }
 
-            _busyKeys[keyHash] = _busyKeys.GetValueOrDefault(keyHash) + 1;
+            _busyKeys[job.KeyHash] = _busyKeys.GetValueOrDefault(job.KeyHash) + 1;
         }
 
         _lanes.Add(job.Key ?? string.Empty, job); // only the reader dispatches, so a key's jobs go in in stream order

@@ -30,6 +30,9 @@ internal sealed class StreamJob
 
     public string? Key { get; private init; }
 
+    /// <summary>The <see cref="OrderingKeyHash.Fnv1a"/> hash of <see cref="Key"/> (0 without a key), as the wake-ups name it.</summary>
+    public uint KeyHash { get; private init; }
+
     public ReadOnlyMemory<byte> Payload { get; private init; }
 
     public DateTimeOffset EnqueuedAt { get; private init; }
@@ -146,6 +149,7 @@ internal sealed class StreamJob
                 JobId = jobId,
                 TypeName = type,
                 Key = key,
+                KeyHash = key is null ? 0 : OrderingKeyHash.Fnv1a(key),
                 EnqueuedAt = DateTimeOffset.FromUnixTimeMilliseconds(enqueued),
                 EnqueuedBy = trace,
                 Payload = data.AsMemory(at),
