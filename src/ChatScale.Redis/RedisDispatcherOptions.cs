@@ -14,7 +14,10 @@ public sealed class RedisDispatcherOptions
     /// <summary>
     /// How long a partition lease and a dispatcher's membership last without renewal. The owner renews both every third
     /// of it; a crashed node's partitions are taken over by the others once it has passed. Shorter means faster takeover,
-    /// longer means more tolerance for a slow or briefly disconnected owner. Default 10 s.
+    /// longer means more tolerance for a slow or briefly disconnected owner. The owner gives a lease up (cancelling its
+    /// handlers) when no renewal has succeeded for 80 % of it, so it must be well above the longest stall of the
+    /// process's thread pool (which runs the renewal timer): with 1 s, a pool starved for half a second loses its
+    /// leases. Default 10 s.
     /// </summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
 
