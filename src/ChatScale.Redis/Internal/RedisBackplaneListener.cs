@@ -96,8 +96,16 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     {
         Detach();
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _loops.WaitAsync(cancellationToken).ConfigureAwait(false);
-        await VerifyingTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_loops, VerifyingTask()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown deadline passed (an unsubscribe waiting on a slow Redis): the loops are cancelled and
+            // end on their own; the host goes on stopping, as it does past a BackgroundService's deadline.
+            RedisLog.ListenerStopTimedOut(_logger, _nodeId);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -135,7 +143,11 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             {
                 queue = await _multiplexer.GetSubscriber().SubscribeAsync(channel).ConfigureAwait(false);
             }
-            catch (Exception ex) when (!stopping.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                break; // stopped while subscribing: there is nothing to unsubscribe
+            }
+            catch (Exception ex)
             {
                 RedisLog.SubscribeFailed(_logger, ex, _nodeId, name, delay);
                 if (started.Elapsed >= StartupSubscribeTimeout)
@@ -331,9 +343,10 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
         {
             await queue.UnsubscribeAsync().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
-            // Stopping while Redis is down or the connection is gone: the subscription dies with it.
+            // Stopping while Redis is down, slow (RedisTimeoutException is a TimeoutException, not a RedisException)
+            // or the connection is gone: the subscription dies with it.
         }
     }
 }

@@ -23,6 +23,9 @@ internal static partial class RedisLog
     [LoggerMessage(2006, LogLevel.Debug, "Backplane listener of node {NodeId} stopped.")]
     public static partial void ListenerStopped(ILogger logger, string nodeId);
 
+    [LoggerMessage(2009, LogLevel.Warning, "Backplane listener of node {NodeId} had not stopped by the host's shutdown deadline; its subscriptions end with the connection.")]
+    public static partial void ListenerStopTimedOut(ILogger logger, string nodeId);
+
     [LoggerMessage(2007, LogLevel.Warning, "Node {NodeId} is not receiving from the backplane ({Reason}): it stops heartbeating presence and reports Unhealthy until it is subscribed again.")]
     public static partial void NotReceiving(ILogger logger, string nodeId, string reason);
 
