@@ -25,4 +25,7 @@ internal static partial class GroupLog
 
     [LoggerMessage(2706, LogLevel.Error, "Delivering group message {MessageId} of group {GroupId} failed; the group's next messages are still delivered.")]
     public static partial void DeliveryFailed(ILogger logger, Exception exception, Guid messageId, string groupId);
+
+    [LoggerMessage(2707, LogLevel.Warning, "Group subscriptions of node {NodeId} had not ended by the host's shutdown deadline; they end with the connection.")]
+    public static partial void StopTimedOut(ILogger logger, string nodeId);
 }

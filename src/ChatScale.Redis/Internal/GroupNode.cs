@@ -34,7 +34,8 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
     private ChannelMessageQueue? _changesQueue;
     private ChannelMessageQueue? _acksQueue;
     private Task _starting = Task.CompletedTask;
-    private int _disposed;
+    private readonly Lock _disposeGate = new();
+    private Task? _disposing;
 
     public GroupNode(
         IConnectionMultiplexer multiplexer,
@@ -69,36 +70,38 @@ internal sealed class GroupNode : IHostedService, IAsyncDisposable
         }
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
-
-    public async ValueTask DisposeAsync()
+    /// <summary>Ends the subscriptions; at the host's shutdown deadline it stops waiting for a Redis that does not answer.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        try
         {
-            return;
+            await DisposeAsync().AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            GroupLog.StopTimedOut(_logger, _nodeId); // the unsubscribes go on; they end with the connection at the latest
+        }
+    }
 
+    public ValueTask DisposeAsync()
+    {
+        lock (_disposeGate)
+        {
+            _disposing ??= DisposeCoreAsync();
+            return new ValueTask(_disposing);
+        }
+    }
+
+    private async Task DisposeCoreAsync()
+    {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _starting.ConfigureAwait(false);
-        _stopping.Dispose();
-        await _subscriptions.UnsubscribeAllAsync().ConfigureAwait(false);
-        foreach (var queue in new[] { _changesQueue, _acksQueue })
-        {
-            try
-            {
-                if (queue is not null)
-                {
-                    await queue.UnsubscribeAsync().ConfigureAwait(false);
-                }
-            }
-            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
-            {
-                // Redis is gone: the subscriptions die with the connection.
-            }
-        }
-
+        await Task.WhenAll(
+            _subscriptions.UnsubscribeAllAsync(),
+            RedisFailures.UnsubscribeQuietlyAsync([_changesQueue, _acksQueue])).ConfigureAwait(false);
         (_changesQueue, _acksQueue) = (null, null);
         _subscriptions.Dispose();
+        _stopping.Dispose();
     }
 
     /// <summary>

@@ -70,20 +70,7 @@ internal sealed class GroupSubscriptions(
     }
 
     /// <summary>Ends every group subscription (at shutdown).</summary>
-    public async Task UnsubscribeAllAsync()
-    {
-        foreach (var queue in table.TakeSubscriptions())
-        {
-            try
-            {
-                await queue.UnsubscribeAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
-            {
-                // Redis is gone: the subscriptions die with the connection.
-            }
-        }
-    }
+    public Task UnsubscribeAllAsync() => RedisFailures.UnsubscribeQuietlyAsync(table.TakeSubscriptions());
 
     public void Dispose() => _serial.Dispose();
 

@@ -200,7 +200,7 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
-                await UnsubscribeQuietlyAsync(queue).ConfigureAwait(false);
+                await RedisFailures.UnsubscribeQuietlyAsync([queue]).ConfigureAwait(false);
             }
         }
 
@@ -335,18 +335,5 @@ internal sealed class RedisBackplaneListener : IHostedService, IAsyncDisposable
     {
         _multiplexer.ConnectionFailed -= OnConnectionFailed;
         _multiplexer.ConnectionRestored -= OnConnectionRestored;
-    }
-
-    private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue queue)
-    {
-        try
-        {
-            await queue.UnsubscribeAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
-        {
-            // Stopping while Redis is down, slow (RedisTimeoutException is a TimeoutException, not a RedisException)
-            // or the connection is gone: the subscription dies with it.
-        }
     }
 }

@@ -19,6 +19,37 @@ internal static class RedisFailures
         => exception is RedisConnectionException or RedisTimeoutException;
 
     /// <summary>
+    /// Ends every subscription of <paramref name="queues"/> at once (so a stalled Redis costs one command timeout, not
+    /// one per subscription). Redis down, slow or the connection gone: the subscriptions die with the connection, so
+    /// those failures are swallowed (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>, not a
+    /// <see cref="RedisException"/>).
+    /// </summary>
+    public static Task UnsubscribeQuietlyAsync(IEnumerable<ChannelMessageQueue?> queues)
+    {
+        var unsubscribes = new List<Task>();
+        foreach (var queue in queues)
+        {
+            if (queue is not null)
+            {
+                unsubscribes.Add(UnsubscribeQuietlyAsync(queue));
+            }
+        }
+
+        return Task.WhenAll(unsubscribes);
+    }
+
+    private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue queue)
+    {
+        try
+        {
+            await queue.UnsubscribeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>
     /// Whether the command that failed with <paramref name="exception"/> may have been executed by Redis. True for
     /// every timeout and for a connection failure once the command was sent; false only when it was never sent.
     /// </summary>
