@@ -128,6 +128,8 @@ internal static class Driver
             Quiet = args.Has("quiet"),
             LatencyRate = args.GetInt("latency-rate", 10_000),
             LatencySeconds = args.GetInt("latency-seconds", quick ? 4 : 10),
+            NodeDiagnostics = (args.Has("diag-no-jobs") ? "--no-jobs " : string.Empty) + (args.Has("diag-keepalive") ? $"--keepalive-seconds {args.GetInt("diag-keepalive", 15)}" : string.Empty),
+            TimelineDir = args.Has("timeline") ? args.Get("timeline", "benchmarks/loadtest-results/timeline") : null,
         };
     }
 

@@ -33,6 +33,9 @@ internal sealed class LoadClient : IAsyncDisposable
 
     public bool Faulted { get; private set; }
 
+    /// <summary>When the handshake completed (<see cref="Stopwatch"/> timestamp): a server's keep-alive timers start then.</summary>
+    public long ConnectedAt { get; private set; }
+
     public WebSocketState State => _socket.State;
 
     /// <summary>A shared handler; with <paramref name="sourceAddresses"/>, connections round-robin over those local addresses.</summary>
@@ -70,6 +73,7 @@ internal sealed class LoadClient : IAsyncDisposable
         client._socket.Options.KeepAliveInterval = TimeSpan.Zero;
         client._socket.Options.SetBuffer(receiveBuffer, 256);
         await client._socket.ConnectAsync(uri, invoker, cancellationToken);
+        client.ConnectedAt = Stopwatch.GetTimestamp();
         if (signalR)
         {
             await client._socket.SendAsync(Handshake, WebSocketMessageType.Text, true, cancellationToken);
@@ -168,7 +172,7 @@ internal sealed class LoadClient : IAsyncDisposable
         var t = payload.IndexOf("\"t\":"u8);
         if (t >= 0 && Utf8Parser.TryParse(payload[(t + 4)..], out long sent, out _))
         {
-            Recorder?.OnMessage(seq, sent, now);
+            Recorder?.OnMessage(seq, sent, now, Index);
         }
     }
 

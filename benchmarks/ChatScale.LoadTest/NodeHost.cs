@@ -34,6 +34,9 @@ internal static class NodeHost
         // so its CPU is what the HTTP request itself costs, the floor both systems share.
         var floor = args.Has("floor");
 
+        // --timeline (the driver's --timeline DIR): GC pauses, thread-pool changes, stalls, for GET /timeline.
+        var timeline = args.Has("timeline") ? Timeline.Start() : null;
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxConcurrentConnections = null);
@@ -47,17 +50,29 @@ internal static class NodeHost
         WebApplication app;
         if (system == "chatscale")
         {
-            builder.Services.AddChatScale(o => o.NodeId = nodeId)
+            var chatScale = builder.Services.AddChatScale(o => o.NodeId = nodeId)
                 .AddRedis(o =>
                 {
                     o.ConnectionString = redis;
                     o.RoutingMode = args.Get("routing", "targeted") == "broadcast" ? RedisRoutingMode.Broadcast : RedisRoutingMode.Targeted;
                     o.UseShardedPubSub = args.Has("sharded");
-                })
-                .AddJobHandler<BroadcastJob, BroadcastJobHandler>();
+                });
+            // Diagnostics only (--diag-no-jobs, --diag-keepalive N of the driver): no background dispatcher, another keep-alive.
+            if (!args.Has("no-jobs"))
+            {
+                chatScale.AddJobHandler<BroadcastJob, BroadcastJobHandler>();
+            }
+
             builder.Services.AddSingleton(groupCache);
             // The clients never send, so the per-connection rate limit is moot; switched off as the issue asks.
-            builder.Services.Configure<ChatScaleEndpointOptions>(o => o.MessagesPerSecond = 0);
+            builder.Services.Configure<ChatScaleEndpointOptions>(o =>
+            {
+                o.MessagesPerSecond = 0;
+                if (args.Has("keepalive-seconds"))
+                {
+                    o.KeepAliveInterval = TimeSpan.FromSeconds(args.GetInt("keepalive-seconds", 15));
+                }
+            });
             app = builder.Build();
             app.MapChatScale("/ws");
             app.MapPost("/send", async (HttpContext context, IMessageBroadcaster broadcaster) =>
@@ -132,6 +147,13 @@ internal static class NodeHost
         // For the cold row: how much this process has JIT-compiled so far (methods, milliseconds); then the thread-pool
         // work items it has run so far (the thread hops per message, over the measured phase).
         app.MapGet("/jit", () => Results.Text(string.Create(CultureInfo.InvariantCulture, $"{System.Runtime.JitInfo.GetCompiledMethodCount()} {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:F1} {ThreadPool.CompletedWorkItemCount}")));
+        if (timeline is not null)
+        {
+            app.MapGet("/timeline", (long from) => Results.Text(timeline.Since(from)));
+        }
+
+        // GC counts and pause time so far: gen0 gen1 gen2 collections, total pause ms.
+        app.MapGet("/gc-stats", () => Results.Text(string.Create(CultureInfo.InvariantCulture, $"{GC.CollectionCount(0)} {GC.CollectionCount(1)} {GC.CollectionCount(2)} {GC.GetTotalPauseDuration().TotalMilliseconds:F1}")));
         // For the idle-connection test: a full blocking GC, then the managed heap and the connection count.
         app.MapPost("/gc", () =>
         {

@@ -20,6 +20,11 @@ internal sealed class Recorder
     private long _probes;
     private long _lastDelivery;
 
+    // --timeline: each measured delivery's receive timestamp, message and receiving client (in _latencies' order).
+    private long[]? _received;
+    private int[]? _seqs;
+    private int[]? _clientsOf;
+
     public Recorder(int messages, int measuredFrom, int expectedPerMessage, SemaphoreSlim? window)
     {
         _counts = new int[messages];
@@ -39,7 +44,25 @@ internal sealed class Recorder
 
     public void OnProbe() => Interlocked.Increment(ref _probes);
 
-    public void OnMessage(long seq, long sentTimestamp, long now)
+    /// <summary>Keeps, for every measured delivery, when it arrived, its message and its client (for <see cref="TimelineRows"/>).</summary>
+    public void KeepTimeline()
+    {
+        _received = new long[_latencies.Length];
+        _seqs = new int[_latencies.Length];
+        _clientsOf = new int[_latencies.Length];
+    }
+
+    /// <summary>With <see cref="KeepTimeline"/>: each measured delivery as (received, latency ticks, message, client).</summary>
+    public IEnumerable<(long Received, long Latency, int Seq, int Client)> TimelineRows()
+    {
+        var n = Math.Min(_latencyCount, _latencies.Length);
+        for (var i = 0; i < n && _received is not null; i++)
+        {
+            yield return (_received[i], _latencies[i], _seqs![i], _clientsOf![i]);
+        }
+    }
+
+    public void OnMessage(long seq, long sentTimestamp, long now, int client = -1)
     {
         if (seq < 0 || seq >= _counts.Length)
         {
@@ -55,6 +78,12 @@ internal sealed class Recorder
             if (i < _latencies.Length)
             {
                 _latencies[i] = now - sentTimestamp;
+                if (_received is not null)
+                {
+                    _received[i] = now;
+                    _seqs![i] = (int)seq;
+                    _clientsOf![i] = client;
+                }
             }
         }
 

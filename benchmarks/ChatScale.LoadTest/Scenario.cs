@@ -45,10 +45,16 @@ internal sealed class Scenario
     public double MaxLatencyMessagesPerSecond { get; init; } = 1000;
     public bool Quiet { get; init; }
 
+    /// <summary>Diagnostic (<c>--timeline DIR</c>): the latency phase's per-delivery and per-process timeline, see <see cref="TimelineDump"/>.</summary>
+    public string? TimelineDir { get; init; }
+
+    /// <summary>Diagnostic node options (<c>--diag-no-jobs</c>, <c>--diag-keepalive N</c>), passed to ChatScale's nodes.</summary>
+    public string NodeDiagnostics { get; init; } = string.Empty;
+
     public async Task<RunResult> ExecuteAsync(Cluster cluster)
     {
         var groups = new Groups(Users, GroupSize);
-        await cluster.StartNodesAsync(System, Nodes, Users, System == "chatscale" ? $"--routing {Routing}" : string.Empty);
+        await cluster.StartNodesAsync(System, Nodes, Users, (System == "chatscale" ? $"--routing {Routing} {NodeDiagnostics}" : string.Empty) + (TimelineDir is null ? string.Empty : " --timeline"));
         var signalR = System == "signalr";
         var path = signalR ? "/hub" : "/ws";
         var clients = new LoadClient[Users];
@@ -151,9 +157,21 @@ internal sealed class Scenario
             }
 
             var latencyHttp = new ConcurrentBag<long>();
+            var timeline = TimelineDir is null ? null : new TimelineDump(TimelineDir, System, Run, cluster, http);
+            if (timeline is not null)
+            {
+                latencyRecorder.KeepTimeline();
+                await timeline.BeforeAsync();
+            }
+
             Log($"{System}: latency phase, {perSecond:F0} messages/s for {LatencySeconds} s");
-            errors += await SendOpenLoopAsync(cluster, http, groups, latencyMessages, perSecond, latencyHttp);
+            errors += await SendOpenLoopAsync(cluster, http, groups, latencyMessages, perSecond, latencyHttp, timeline?.Posts);
             await WaitDeliveredAsync(latencyRecorder, 0, latencyMessages);
+            if (timeline is not null)
+            {
+                await timeline.AfterAsync(latencyRecorder, clients, TimeSpan.FromSeconds(15));
+            }
+
             lost += latencyRecorder.Lost(0, latencyMessages);
             var (p50, p99, max) = latencyRecorder.Percentiles();
             var httpSorted = latencyHttp.ToArray();
@@ -304,7 +322,7 @@ internal sealed class Scenario
     }
 
     /// <summary>Sends <paramref name="count"/> messages at <paramref name="perSecond"/>, each on its own schedule slot, not waiting for earlier ones.</summary>
-    private async Task<long> SendOpenLoopAsync(Cluster cluster, HttpClient http, Groups groups, int count, double perSecond, ConcurrentBag<long> latencies)
+    private async Task<long> SendOpenLoopAsync(Cluster cluster, HttpClient http, Groups groups, int count, double perSecond, ConcurrentBag<long> latencies, ConcurrentBag<(long, long, int)>? posts)
     {
         long errors = 0;
         var inFlight = new List<Task>(count);
@@ -325,6 +343,7 @@ internal sealed class Scenario
                 var body = MessageBody(s, t0);
                 var ok = await PostAsync(http, cluster.NodePorts[s % cluster.NodePorts.Count], s % groups.Count, groups.Size, body, CancellationToken.None);
                 latencies.Add(Stopwatch.GetTimestamp() - t0);
+                posts?.Add((t0, Stopwatch.GetTimestamp() - t0, s));
                 if (!ok)
                 {
                     Interlocked.Increment(ref errors);
