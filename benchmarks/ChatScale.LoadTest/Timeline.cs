@@ -76,7 +76,7 @@ internal sealed class Timeline : EventListener
             case "GCRestartEEEnd_V1":
                 if (_suspendStart != 0)
                 {
-                    Add(_suspendStart, "gc-pause", Ms(ts - _suspendStart), $"gen{_gcDepth}");
+                    Add(_suspendStart, "gc-pause", Recorder.Ms(ts - _suspendStart), $"gen{_gcDepth}");
                     _suspendStart = 0;
                 }
 
@@ -105,8 +105,6 @@ internal sealed class Timeline : EventListener
         return i >= 0 ? e.Payload![i] : null;
     }
 
-    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
-
     private void Add(long ts, string kind, double ms, string detail)
         => _events.Enqueue(string.Create(CultureInfo.InvariantCulture, $"{ts} {kind} {ms:F3} {detail}"));
 
@@ -120,7 +118,7 @@ internal sealed class Timeline : EventListener
             var after = Stopwatch.GetTimestamp();
             if (after - before - (Stopwatch.Frequency / 1000) > threshold)
             {
-                Add(before, "os-stall", Ms(after - before), string.Empty);
+                Add(before, "os-stall", Recorder.Ms(after - before), string.Empty);
             }
 
             ThreadPool.UnsafeQueueUserWorkItem(
@@ -130,7 +128,7 @@ internal sealed class Timeline : EventListener
                     var waited = Stopwatch.GetTimestamp() - queued;
                     if (waited > 2 * Stopwatch.Frequency / 1000)
                     {
-                        self.Add(queued, "tp-wait", Ms(waited), string.Empty);
+                        self.Add(queued, "tp-wait", Recorder.Ms(waited), string.Empty);
                     }
                 },
                 (this, after),

@@ -85,14 +85,14 @@ internal sealed class TimelineDump
         var deliveries = new StringBuilder("received_ms latency_ms seq client\n");
         foreach (var (received, lat, seq, client) in recorder.TimelineRows())
         {
-            deliveries.Append(CultureInfo.InvariantCulture, $"{Ms(received - _start):F3} {Ms(lat):F3} {seq} {client}\n");
+            deliveries.Append(CultureInfo.InvariantCulture, $"{Recorder.Ms(received - _start):F3} {Recorder.Ms(lat):F3} {seq} {client}\n");
         }
 
         await File.WriteAllTextAsync(Path.Combine(_dir, _name + "-deliveries.txt"), deliveries.ToString());
         var posts = new StringBuilder("sent_ms duration_ms seq\n");
         foreach (var (sent, duration, seq) in Posts.OrderBy(p => p.Sent))
         {
-            posts.Append(CultureInfo.InvariantCulture, $"{Ms(sent - _start):F3} {Ms(duration):F3} {seq}\n");
+            posts.Append(CultureInfo.InvariantCulture, $"{Recorder.Ms(sent - _start):F3} {Recorder.Ms(duration):F3} {seq}\n");
         }
 
         await File.WriteAllTextAsync(Path.Combine(_dir, _name + "-posts.txt"), posts.ToString());
@@ -107,7 +107,7 @@ internal sealed class TimelineDump
             {
                 if (at >= _start - Stopwatch.Frequency)
                 {
-                    pings.Append(CultureInfo.InvariantCulture, $"{Ms(at - _start):F3} {c.Index}\n");
+                    pings.Append(CultureInfo.InvariantCulture, $"{Recorder.Ms(at - _start):F3} {c.Index}\n");
                 }
             }
         }
@@ -135,7 +135,7 @@ internal sealed class TimelineDump
         {
             var parts = line.Split(' ', 2);
             var at = long.Parse(parts[0], CultureInfo.InvariantCulture);
-            events.Append(CultureInfo.InvariantCulture, $"{Ms(at - _start):F3} {process} {parts[1]}\n");
+            events.Append(CultureInfo.InvariantCulture, $"{Recorder.Ms(at - _start):F3} {process} {parts[1]}\n");
         }
     }
 
@@ -165,10 +165,8 @@ internal sealed class TimelineDump
             var at = Stopwatch.GetTimestamp();
             var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
             var ours = pids.Sum(ProcStats.CpuSeconds) * 100;
-            _cpu.Append(CultureInfo.InvariantCulture, $"{Ms(at - _start):F1} {string.Join(' ', cpu.Skip(1).Take(8))} {ours:F0}\n");
+            _cpu.Append(CultureInfo.InvariantCulture, $"{Recorder.Ms(at - _start):F1} {string.Join(' ', cpu.Skip(1).Take(8))} {ours:F0}\n");
             Thread.Sleep(20);
         }
     }
-
-    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 }
