@@ -73,6 +73,9 @@ namespace ChatScale.Redis;
 /// </example>
 public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedService, IAsyncDisposable
 {
+    // Long enough for a Redis that answers to confirm the clean-up when other services used the host's whole deadline.
+    private static readonly TimeSpan CleanupAfterDeadline = TimeSpan.FromSeconds(1);
+
     private readonly DispatcherRuntime _runtime;
     private readonly DispatcherWakeUps _wakeUps;
     private readonly DispatcherBacklog _backlog;
@@ -267,8 +270,10 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
     /// Stops taking jobs and waits for running handlers, <b>renewing their leases meanwhile</b>, so no other node runs
     /// their keys before they return; then releases each partition and leaves the membership, so the others take over
     /// at once. When <paramref name="cancellationToken"/> fires (the host's shutdown deadline) the handlers' tokens are
-    /// cancelled first and they get a short grace to return; a partition whose handler still runs after that is not
-    /// released (its lease expires on its own). Unfinished jobs stay in Redis.
+    /// cancelled first and they get a short grace to return (half the lease TTL, at most 5 s); a partition whose handler
+    /// still runs after that is not released (its lease expires on its own). Unfinished jobs stay in Redis. Leaving the
+    /// membership and the wake-up subscription is given up 1 s after the deadline (Redis stalled or paused: they
+    /// expire on their own), so a stop never waits for Redis command timeouts past the deadline and its grace.
     /// </summary>
     /// <param name="cancellationToken">The host's shutdown deadline.</param>
     /// <returns>A task that completes when the dispatcher has stopped.</returns>
@@ -280,6 +285,13 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         }
 
         await _runtime.Stopping.CancelAsync().ConfigureAwait(false);
+
+        // A stop ends soon after the host's deadline even when Redis stalls: once the deadline fires, handlers get the
+        // grace to return, and the clean-up (leaving the membership, the wake-up subscription) gets CleanupAfterDeadline;
+        // what is given up then (leases, membership) expires in Redis on its own after the lease TTL.
+        var grace = _runtime.LeaseTtl / 2 < TimeSpan.FromSeconds(5) ? _runtime.LeaseTtl / 2 : TimeSpan.FromSeconds(5);
+        var cleanupOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var cleanupTimer = _runtime.Time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), cleanupOver, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         var drained = Task.WhenAll(_coordinator.WhenWorkersEnded(), _shared.Completion);
         try
         {
@@ -288,21 +300,33 @@ public sealed class RedisStreamDispatcher : IBackgroundDispatcher, IHostedServic
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             await _runtime.Aborting.CancelAsync().ConfigureAwait(false);
-            var grace = _runtime.LeaseTtl / 2 < TimeSpan.FromSeconds(5) ? _runtime.LeaseTtl / 2 : TimeSpan.FromSeconds(5);
-            try
-            {
-                await drained.WaitAsync(grace, _runtime.Time, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                // A handler ignores its token: its partition is not released; its lease lapses here and in Redis.
-            }
+
+            // A handler that ignores its token: its partition is not released; its lease lapses here and in Redis.
+            await WithinAsync(drained, "waiting for running handlers", Task.Delay(grace, _runtime.Time, CancellationToken.None)).ConfigureAwait(false);
         }
 
-        await _coordinator.EndAsync(leave: true).ConfigureAwait(false);
-        await _wakeUps.UnsubscribeAsync().ConfigureAwait(false);
+        using (cancellationToken.Register(() => cleanupTimer.Change(CleanupAfterDeadline, Timeout.InfiniteTimeSpan)))
+        {
+            var leave = _coordinator.EndAsync(leave: true);
+            var unsubscribe = _wakeUps.UnsubscribeAsync();
+            await WithinAsync(leave, "leaving the membership", cleanupOver.Task).ConfigureAwait(false);
+            await WithinAsync(unsubscribe, "ending the wake-up subscription", cleanupOver.Task).ConfigureAwait(false);
+        }
+
         await _shared.DisposeTimersAsync().ConfigureAwait(false);
         RedisLog.DispatcherStopped(_runtime.Logger, _runtime.InstanceId);
+    }
+
+    private async Task WithinAsync(Task step, string what, Task givenUp)
+    {
+        if (await Task.WhenAny(step, givenUp).ConfigureAwait(false) == step)
+        {
+            await step.ConfigureAwait(false);
+            return;
+        }
+
+        RedisFailures.Observe(step);
+        RedisLog.DispatcherStopAbandoned(_runtime.Logger, _runtime.InstanceId, what);
     }
 
     /// <summary>

@@ -70,9 +70,10 @@ internal sealed class ChatScaleNodeService : IHostedLifecycleService, IAsyncDisp
         await StopHeartbeatsAsync().ConfigureAwait(false);
         try
         {
-            // Not bound to the host's token: leaving presence matters more than a prompt exit, and the registry's own
-            // timeouts bound it.
-            await _registry.RemoveNodeAsync(nodeId, CancellationToken.None).ConfigureAwait(false);
+            // Bound by the host's deadline, like everything in a stop: the registry sends its first command (the
+            // node's heartbeat set to 0, so its users read offline at once) even when the deadline has passed, and
+            // what a stalled Redis never confirms expires after ChatScale:PresenceTimeout.
+            await _registry.RemoveNodeAsync(nodeId, cancellationToken).ConfigureAwait(false);
             AspNetCoreLog.NodeRemoved(_logger, nodeId);
         }
         catch (Exception ex)

@@ -59,6 +59,9 @@ internal static partial class RedisLog
     [LoggerMessage(2502, LogLevel.Information, "Redis stream dispatcher {InstanceId} stopped.")]
     public static partial void DispatcherStopped(ILogger logger, string instanceId);
 
+    [LoggerMessage(2517, LogLevel.Warning, "Redis stream dispatcher {InstanceId} gave up {Step} at the host's shutdown deadline (plus its grace); its leases and membership expire after the lease TTL.")]
+    public static partial void DispatcherStopAbandoned(ILogger logger, string instanceId, string step);
+
     // Routine take/release at Debug; taking over another owner's unfinished jobs is worth an Information.
     [LoggerMessage(EventId = 2503, Message = "Dispatcher {InstanceId} took partition {Partition} (fencing token {Token}) and reclaimed {Reclaimed} unfinished job(s) of its previous owner.")]
     public static partial void PartitionAcquired(ILogger logger, LogLevel level, string instanceId, int partition, long token, int reclaimed);
