@@ -27,7 +27,8 @@ public interface IBackgroundDispatcher
     /// <param name="cancellationToken">Cancels waiting for queue space.</param>
     /// <returns>The job's id.</returns>
     /// <exception cref="InvalidOperationException">No handler is registered for <typeparamref name="TJob"/>.</exception>
-    /// <exception cref="BackplaneUnavailableException">A durable dispatcher could not store the job; it was not accepted.</exception>
+    /// <exception cref="BackplaneUnavailableException">A durable dispatcher could not confirm storing the job: not stored when
+    /// <see cref="BackplaneUnavailableException.MayHaveSucceeded"/> is false; possibly stored (it then runs) when true.</exception>
     ValueTask<string> EnqueueAsync<TJob>(TJob job, string? orderingKey = null, CancellationToken cancellationToken = default)
         where TJob : notnull;
 

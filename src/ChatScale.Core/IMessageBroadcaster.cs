@@ -21,13 +21,15 @@ public interface IMessageBroadcaster
     /// <param name="payload">The frame to send, typically UTF-8 JSON, serialized once by the caller.</param>
     /// <param name="cancellationToken">Cancels the publish (not deliveries already handed over).</param>
     /// <returns>What the broadcaster knows about the routing: message id, nodes targeted, users offline.</returns>
-    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached; nothing was published.</exception>
+    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached or did not confirm; nothing was
+    /// published unless <see cref="BackplaneUnavailableException.MayHaveSucceeded"/> is true.</exception>
     ValueTask<PublishResult> PublishAsync(IReadOnlyList<string> userIds, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
 
     /// <summary>Publishes <paramref name="payload"/> to every connection on every node.</summary>
     /// <param name="payload">The frame to send.</param>
     /// <param name="cancellationToken">Cancels the publish.</param>
     /// <returns>The id the message was published under.</returns>
-    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached; nothing was published.</exception>
+    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached or did not confirm; nothing was
+    /// published unless <see cref="BackplaneUnavailableException.MayHaveSucceeded"/> is true.</exception>
     ValueTask<Guid> PublishToAllAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
 }

@@ -101,8 +101,10 @@ public static class ChatApi
         }
         catch (BackplaneUnavailableException)
         {
-            // The durable dispatcher could not take the job (Redis unreachable). The message is saved, so history has
-            // it; the client retries the same request (same id), which finds the saved message and enqueues again.
+            // The durable dispatcher could not confirm the job (Redis unreachable, or its reply timed out: then
+            // MayHaveSucceeded is true and the job may run anyway). The message is saved, so history has it; the client
+            // retries the same request (same id), which finds the saved message and enqueues again; a second broadcast
+            // of one message is harmless (clients key messages by id).
             http.Response.Headers.RetryAfter = "1";
             return Results.Problem(
                 statusCode: StatusCodes.Status503ServiceUnavailable,

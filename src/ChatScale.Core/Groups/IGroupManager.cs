@@ -108,6 +108,7 @@ public interface IGroupManager
     /// <see cref="PublishResult.OfflineUsers"/> is always empty: finding offline members would cost a member scan per
     /// message; page through <see cref="GetMembersAsync"/> when they are needed.
     /// </returns>
-    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached; nothing was published.</exception>
+    /// <exception cref="BackplaneUnavailableException">The backplane could not be reached or did not confirm; nothing was
+    /// published unless <see cref="BackplaneUnavailableException.MayHaveSucceeded"/> is true.</exception>
     ValueTask<PublishResult> PublishToGroupAsync(string groupId, ReadOnlyMemory<byte> payload, string? exceptUserId = null, CancellationToken cancellationToken = default);
 }

@@ -64,7 +64,7 @@ internal static class RedisFailures
 
     public static BackplaneUnavailableException Unavailable(string operation, Exception exception)
         => MayHaveRun(exception)
-            ? new($"Redis did not confirm {operation} (a timeout, or the connection dropped after the command was sent): it may or may not have run.", exception)
+            ? new($"Redis did not confirm {operation} (a timeout, or the connection dropped after the command was sent): it may or may not have run.", exception) { MayHaveSucceeded = true }
             : new($"Redis is unreachable: {operation} was never sent, so nothing was changed; the call can be retried.", exception);
 
     /// <summary>

@@ -209,7 +209,7 @@ internal sealed class RedisGroupManager : IGroupManager, IDisposable
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
-            throw new BackplaneUnavailableException("Redis could not be reached for a group operation.", ex);
+            throw RedisFailures.Unavailable("a group operation", ex);
         }
     }
 

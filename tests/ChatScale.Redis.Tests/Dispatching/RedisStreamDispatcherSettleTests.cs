@@ -65,6 +65,48 @@ public sealed class RedisStreamDispatcherSettleTests(RedisFixture redis, ITestOu
     }
 
     [Fact]
+    public async Task EnqueueWhoseReplyTimesOutAfterRedisStoredTheJob_ThrowsSayingItMayHaveSucceeded_AndTheJobRunsOnce()
+    {
+        var prefix = RedisFixture.UniquePrefix("enqueue-timeout");
+        var log = new AttemptLog();
+        JobBehavior<Numbered> Behavior(string host) => new((job, context, _) =>
+        {
+            log.Add(host, job, context, AttemptLog.Now, AttemptLog.Now, completed: true);
+            return ValueTask.CompletedTask;
+        });
+
+        // The API's node enqueues through a proxy; a second instance reaches Redis directly and runs the jobs.
+        await using var proxy = new StallingProxy(redis.ConnectionString);
+        await using var api = await DispatcherHost.StartAsync(proxy.ConnectionString, prefix, "node-api", b => b.AddBehavior(Behavior("node-api")), d => d.Partitions = 1, connection: c => c.AsyncTimeout = 1000);
+        await using var worker = await DispatcherHost.StartAsync(redis.ConnectionString, prefix, "node-worker", b => b.AddBehavior(Behavior("node-worker")), d => d.Partitions = 1);
+        await api.EnqueueAsync(new Numbered("conv", 0), "conv");
+        await Eventually.TrueAsync(() => log.Attempts.Any(a => a.Seq == 0), "the first job to run");
+
+        // The XADD reaches Redis and stores the job; its reply is held past the command timeout.
+        var held = proxy.HoldRepliesAfter("XADD"u8.ToArray());
+        var enqueue = api.EnqueueAsync(new Numbered("conv", 1), "conv").AsTask();
+        await held;
+        var failure = await Assert.ThrowsAsync<BackplaneUnavailableException>(() => enqueue);
+        output.WriteLine(failure.Message);
+        Assert.True(failure.MayHaveSucceeded, "a timeout after the XADD was sent says the job may have been stored");
+        proxy.Release();
+
+        await Eventually.TrueAsync(() => log.Attempts.Any(a => a.Seq == 1), "the job Redis stored to run although its enqueue threw");
+        await api.EnqueueAsync(new Numbered("conv", 2), "conv");
+        await Eventually.TrueAsync(() => log.Attempts.Any(a => a.Seq == 2), "a later job to run");
+        Assert.Equal([0, 1, 2], log.Attempts.Select(a => a.Seq).Order()); // each exactly once
+
+        // Redis unreachable (every connection refused): nothing was sent, and the exception says so.
+        await proxy.CutAsync();
+        await Eventually.TrueAsync(() => !api.Multiplexer.IsConnected, "the API node to see that Redis is gone");
+        var refused = await Assert.ThrowsAsync<BackplaneUnavailableException>(() => api.EnqueueAsync(new Numbered("conv", 3), "conv").AsTask());
+        output.WriteLine(refused.Message);
+        output.WriteLine(refused.InnerException?.ToString());
+        Assert.False(refused.MayHaveSucceeded, "an enqueue that never left the process says nothing was stored");
+        proxy.Release();
+    }
+
+    [Fact]
     public async Task AckRanInRedis_ButItsRepliesWereHeldPastTheLease_TheNextTenureDoesNotRunTheJobAgain()
     {
         var prefix = RedisFixture.UniquePrefix("settle-late");

@@ -45,6 +45,7 @@ internal sealed class JobEnqueuer
     private async Task<string> AddAsync(RedisKey stream, byte[] data, int partition, uint keyHash, string id, CancellationToken cancellationToken)
     {
         var started = _runtime.Time.GetTimestamp();
+        var mayBeStored = false;
         while (true)
         {
             try
@@ -55,14 +56,20 @@ internal sealed class JobEnqueuer
             }
             catch (Exception ex) when (DispatcherRuntime.IsUnavailable(ex))
             {
+                mayBeStored |= RedisFailures.MayHaveRun(ex);
                 var remaining = _retryTimeout - _runtime.Time.GetElapsedTime(started);
                 if (remaining <= TimeSpan.Zero)
                 {
                     RedisLog.EnqueueFailed(_runtime.Logger, ex);
                     throw new BackplaneUnavailableException(
-                        $"Redis is unreachable: job {id} was not enqueued (nothing was accepted; retry later or answer 503). "
-                        + "If the failure was a timeout the job may still have been stored, and then it runs once under this id.",
-                        ex);
+                        mayBeStored
+                            ? $"Redis did not confirm the enqueue of job {id} (a timeout, or the connection dropped after the command was sent): "
+                                + "it may have been stored, and then it runs under this id; handlers dedupe by JobContext.JobId."
+                            : $"Redis is unreachable: job {id} was not enqueued (nothing was sent); retry later or answer 503.",
+                        ex)
+                    {
+                        MayHaveSucceeded = mayBeStored,
+                    };
                 }
 
                 await Task.Delay(remaining < RetryDelay ? remaining : RetryDelay, _runtime.Time, cancellationToken).ConfigureAwait(false);
