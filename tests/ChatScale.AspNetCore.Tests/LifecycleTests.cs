@@ -1,5 +1,6 @@
 using System.Text;
 using ChatScale.AspNetCore.Tests.Infrastructure;
+using ChatScale.Connections;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -76,6 +77,32 @@ public sealed class LifecycleTests
             Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, await aliceClose);
             Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, await bobClose);
         }
+    }
+
+    [Fact]
+    public async Task A_connection_closed_before_its_upgrade_completed_gets_the_close_frame_after_its_101_not_an_abort()
+    {
+        // The close comes while the connection is registering, after it joined the node (as a shutdown, a token expiry
+        // or a slow-consumer close may): before the fix the transport had no socket yet, dropped the close, and the
+        // client got its 101 and then, 5 s later, an aborted socket.
+        var registering = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        SpyRegistry? spy = null;
+        await using var node = await TestNode.StartAsync(configure: b => b.Services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry>(sp => spy = new SpyRegistry(sp.GetRequiredService<IOptions<ChatScaleOptions>>()))));
+        spy!.BeforeRegister = async () =>
+        {
+            registering.TrySetResult();
+            await release.Task;
+        };
+
+        var connecting = node.ConnectAsync("alice");
+        await registering.Task.WaitAsync(TestClient.Timeout);
+        var closing = node.Connections.CloseAllAsync(ConnectionCloseStatus.GoingAway, "Server shutting down.", TimeSpan.FromSeconds(5));
+        release.SetResult();
+
+        using var alice = await connecting;
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, await alice.ReceiveCloseAsync());
+        await closing.WaitAsync(TestClient.Timeout);
     }
 
     [Fact]

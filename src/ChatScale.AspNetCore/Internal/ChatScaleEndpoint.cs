@@ -168,6 +168,11 @@ internal sealed class ChatScaleEndpoint
         finally
         {
             connection.Abort();
+            if (socket is null)
+            {
+                transport.Abandon(); // a close that waits for the upgrade has no socket to close
+            }
+
             await ClientSession.WaitAsync(connection.Completion, CloseHandshakeTimeout).ConfigureAwait(false);
             socket?.Dispose();
             if (registering)

@@ -25,6 +25,12 @@ internal sealed class WebSocketTransport : IConnectionTransport
         Interlocked.Exchange(ref _attaching, null)?.TrySetResult();
     }
 
+    /// <summary>
+    /// The upgrade will not happen (refused, failed, or the client left during it): whatever waits for the socket goes
+    /// on and finds none.
+    /// </summary>
+    public void Abandon() => Interlocked.Exchange(ref _attaching, null)?.TrySetResult();
+
     public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
         if (!IsAttached)
@@ -32,9 +38,14 @@ internal sealed class WebSocketTransport : IConnectionTransport
             return SendAfterAcceptAsync(frame, cancellationToken);
         }
 
-        return _writer is { } writer
-            ? writer.WriteAsync(new ReadOnlyMemory<ReadOnlyMemory<byte>>([frame]), cancellationToken)
-            : _socket!.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+        if (_writer is { } writer)
+        {
+            return writer.WriteAsync(new ReadOnlyMemory<ReadOnlyMemory<byte>>([frame]), cancellationToken);
+        }
+
+        return _socket is { } socket
+            ? socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken)
+            : ValueTask.FromException(NeverUpgraded());
     }
 
     public ValueTask SendBatchAsync(ReadOnlyMemory<ReadOnlyMemory<byte>> frames, CancellationToken cancellationToken)
@@ -49,6 +60,13 @@ internal sealed class WebSocketTransport : IConnectionTransport
 
     public async ValueTask CloseAsync(ConnectionCloseStatus status, string description, CancellationToken cancellationToken)
     {
+        if (!IsAttached)
+        {
+            // Closed while the upgrade is under way (the client may already have its 101): wait for the socket, or for
+            // the endpoint to give the upgrade up, so that the client gets this close frame and not an aborted socket.
+            await WhenAttached().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         if (_socket is not { } socket)
         {
             // Never upgraded: the HTTP response already told the client why.
@@ -70,11 +88,18 @@ internal sealed class WebSocketTransport : IConnectionTransport
             return;
         }
 
+        if (_socket is null)
+        {
+            throw NeverUpgraded();
+        }
+
         for (var i = 0; i < frames.Length; i++)
         {
-            await _socket!.SendAsync(frames.Span[i], WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            await _socket.SendAsync(frames.Span[i], WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    private static WebSocketException NeverUpgraded() => new(WebSocketError.InvalidState, "The connection was never upgraded to a WebSocket.");
 
     private Task WhenAttached() => Volatile.Read(ref _attaching)?.Task ?? Task.CompletedTask;
 

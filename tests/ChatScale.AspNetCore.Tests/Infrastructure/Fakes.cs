@@ -19,12 +19,23 @@ internal sealed class SpyRegistry(IOptions<ChatScaleOptions> options) : IConnect
 
     public int Heartbeats => Calls.Count(c => c.StartsWith("heartbeat", StringComparison.Ordinal));
 
-    public ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
+    /// <summary>Awaited before each registration (to hold a connection between joining and its upgrade).</summary>
+    public Func<Task>? BeforeRegister { get; set; }
+
+    public async ValueTask RegisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
     {
         Calls.Enqueue("register " + connection.UserId);
-        return FailRegistrations
-            ? throw new BackplaneUnavailableException("Redis is down (test).")
-            : _inner.RegisterAsync(connection, cancellationToken);
+        if (BeforeRegister is { } before)
+        {
+            await before();
+        }
+
+        if (FailRegistrations)
+        {
+            throw new BackplaneUnavailableException("Redis is down (test).");
+        }
+
+        await _inner.RegisterAsync(connection, cancellationToken);
     }
 
     public ValueTask UnregisterAsync(ConnectionRegistration connection, CancellationToken cancellationToken = default)
