@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ChatScale.Testing;
 using System.Globalization;
 using ChatScale.Redis.Internal;
 using ChatScale.Redis.Tests.Infrastructure;
@@ -47,11 +48,11 @@ public sealed class RedisStreamDispatcherFrozenOwnerTests(RedisFixture redis, IT
             }
 
             await Eventually.TrueAsync(() => lines.Any(l => l.StartsWith("running 0 ", StringComparison.Ordinal)), "the child to start job 0", TimeSpan.FromSeconds(30));
-            Assert.Equal(0, Kill(child.Id, "STOP")); // frozen in the middle of job 0, holding the lease
+            Assert.Equal(0, ProcessSignal.Send(child.Id, "STOP")); // frozen in the middle of job 0, holding the lease
             await parent.Dispatcher.StartAsync(CancellationToken.None); // takes over once the lease expires
             await Eventually.TrueAsync(async () => await db.ListLengthAsync(ChildDispatcher.Records(prefix)) == 4, "the parent to run the conversation", TimeSpan.FromSeconds(30));
 
-            Assert.Equal(0, Kill(child.Id, "CONT"));
+            Assert.Equal(0, ProcessSignal.Send(child.Id, "CONT"));
             await Eventually.TrueAsync(() => lines.Contains("fenced-out 0"), "the child's late side effect to be refused", TimeSpan.FromSeconds(30));
             // The late ack follows the late side effect; ask for the child's refused-command log until it is there.
             await Eventually.TrueAsync(
@@ -95,16 +96,9 @@ public sealed class RedisStreamDispatcherFrozenOwnerTests(RedisFixture redis, IT
                 output.WriteLine("child said: " + line);
             }
 
-            Kill(child.Id, "CONT");
+            ProcessSignal.Send(child.Id, "CONT");
             child.Kill(entireProcessTree: true);
             await child.WaitForExitAsync();
         }
-    }
-
-    private static int Kill(int pid, string signal)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        return kill.ExitCode;
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using ChatScale.Testing;
 using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
@@ -74,7 +75,7 @@ public sealed class FrozenNodeTests(RedisFixture redis, ITestOutputHelper output
         Assert.True(await PublishAsync(), "alice is reachable before the freeze");
         await Eventually.TrueAsync(() => received.Contains(0), "alice received the first message");
 
-        Assert.Equal(0, Signal(child.ProcessId, "STOP"));
+        Assert.Equal(0, ProcessSignal.Send(child.ProcessId, "STOP"));
         log.Add($"{clock.ElapsedMilliseconds,6} ms SIGSTOP");
         var frozenAt = clock.Elapsed;
         TimeSpan? offlineAt = null;
@@ -88,7 +89,7 @@ public sealed class FrozenNodeTests(RedisFixture redis, ITestOutputHelper output
             await Task.Delay(250);
         }
 
-        Assert.Equal(0, Signal(child.ProcessId, "CONT"));
+        Assert.Equal(0, ProcessSignal.Send(child.ProcessId, "CONT"));
         var resumedAt = clock.Elapsed;
         log.Add($"{clock.ElapsedMilliseconds,6} ms SIGCONT");
         TimeSpan? reachableAfter = null;
@@ -152,13 +153,6 @@ public sealed class FrozenNodeTests(RedisFixture redis, ITestOutputHelper output
             var text = Encoding.UTF8.GetString(buffer, 0, result.Count);
             received.Enqueue(int.Parse(text["{\"n\":".Length..^1], CultureInfo.InvariantCulture));
         }
-    }
-
-    private static int Signal(int pid, string signal)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        return kill.ExitCode;
     }
 
     private static string Ms(TimeSpan? span) => span is { } s ? $"{s.TotalMilliseconds:F0} ms" : "never";
