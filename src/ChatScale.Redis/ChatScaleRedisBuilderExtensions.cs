@@ -63,6 +63,11 @@ public static class ChatScaleRedisBuilderExtensions
         services.TryAddSingleton<BackplaneReadiness>();
 
         services.TryAddSingleton<IConnectionMultiplexer>(CreateMultiplexer);
+        services.TryAddSingleton<OwnedRedisConnection>();
+        if (ownsMultiplexer)
+        {
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, OwnedConnectionCloser>());
+        }
 
         services.TryAddSingleton<RedisConnectionRegistry>();
         services.Replace(ServiceDescriptor.Singleton<IConnectionRegistry>(static provider => provider.GetRequiredService<RedisConnectionRegistry>()));
@@ -83,6 +88,8 @@ public static class ChatScaleRedisBuilderExtensions
         var options = provider.GetRequiredService<IOptions<ChatScaleRedisOptions>>().Value;
         var configuration = RedisConnectionDefaults.Create(options.ConnectionString ?? string.Empty);
         configuration.ClientName ??= "chatscale-" + provider.GetRequiredService<IOptions<ChatScaleOptions>>().Value.NodeId;
-        return ConnectionMultiplexer.Connect(configuration);
+        var multiplexer = ConnectionMultiplexer.Connect(configuration);
+        provider.GetRequiredService<OwnedRedisConnection>().Multiplexer = multiplexer; // closed when the host has stopped
+        return multiplexer;
     };
 }

@@ -76,6 +76,27 @@ public sealed class DependencyInjectionTests(RedisFixture redis)
         await Eventually.TrueAsync(() => multiplexer.IsConnected, "the created multiplexer to connect");
     }
 
+    [Fact]
+    public async Task TheConnectionAddRedisOpened_IsClosedOnceTheHostHasStopped_OneTheAppRegisteredIsLeftOpen()
+    {
+        var services = ChatScaleDefaults();
+        new Builder(services).AddRedis(o => o.ConnectionString = redis.ConnectionString);
+        await using var provider = services.BuildServiceProvider();
+        var owned = provider.GetRequiredService<IConnectionMultiplexer>();
+        var closer = Assert.Single(provider.GetServices<IHostedService>().OfType<IHostedLifecycleService>(), h => h.GetType().Name == "OwnedConnectionCloser");
+        await Eventually.TrueAsync(() => owned.IsConnected, "the created multiplexer to connect");
+        await closer.StoppedAsync(CancellationToken.None);
+        Assert.False(owned.IsConnected);
+
+        await using var apps = await redis.ConnectAsync();
+        var withAppConnection = ChatScaleDefaults();
+        withAppConnection.AddSingleton<IConnectionMultiplexer>(apps);
+        new Builder(withAppConnection).AddRedis();
+        await using var appProvider = withAppConnection.BuildServiceProvider();
+        Assert.DoesNotContain(appProvider.GetServices<IHostedService>(), h => h.GetType().Name == "OwnedConnectionCloser");
+        Assert.True(apps.IsConnected);
+    }
+
     [Theory]
     [InlineData("my app", "ChatScale:Redis:KeyPrefix")]
     [InlineData("a{b}", "ChatScale:Redis:KeyPrefix")]

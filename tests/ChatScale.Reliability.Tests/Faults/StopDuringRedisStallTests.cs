@@ -14,7 +14,9 @@ namespace ChatScale.Reliability.Tests.Faults;
 /// nothing into the host (before the fix: the group node's unsubscribe threw <c>RedisTimeoutException</c> out of
 /// <c>Host.StopAsync</c>), close its clients with 1001 (going away) so they reconnect elsewhere, and end soon after the
 /// shutdown deadline instead of waiting for Redis command timeouts (before: 21.3 s against a 3 s deadline, from the
-/// node's presence removal and the dispatcher's clean-up each waiting out 5 s timeouts one after the other).
+/// node's presence removal and the dispatcher's clean-up each waiting out 5 s timeouts one after the other). The
+/// disposal that follows, still paused, must not wait for Redis either (before: 7 s, the Redis connection's graceful
+/// close waiting out its command timeout).
 /// </summary>
 public sealed class StopDuringRedisStallTests(ITestOutputHelper output)
 {
@@ -67,6 +69,14 @@ public sealed class StopDuringRedisStallTests(ITestOutputHelper output)
                 var status = await close.WaitAsync(TimeSpan.FromSeconds(10));
                 Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
             }
+
+            // After StopAsync the host disposes its services before the process exits: still paused, that is part of
+            // the deploy too.
+            clock.Restart();
+            await host.App.DisposeAsync();
+            var disposed = clock.Elapsed;
+            output.WriteLine($"disposed in {disposed.TotalMilliseconds:F0} ms while Redis was still paused");
+            Assert.True(disposed < TimeSpan.FromSeconds(2), $"Disposing the stopped host took {disposed} (the Redis connection's graceful close waits out its command timeout).");
         }
         finally
         {
