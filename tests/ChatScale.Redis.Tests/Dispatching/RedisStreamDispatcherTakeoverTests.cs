@@ -87,6 +87,9 @@ public sealed class RedisStreamDispatcherTakeoverTests(RedisFixture redis, ITest
         await Eventually.TrueAsync(() => !completed.IsEmpty, "node-b to run node-a's unfinished job", TimeSpan.FromSeconds(60));
 
         Assert.Equal([(id, "node-b")], completed);
+
+        // The reclaim is logged after the claimed job was scheduled, so the job may finish first.
+        await Eventually.TrueAsync(() => b.LogCount(2511) >= 1, "node-b to log the reclaim");
         Assert.Equal(1, b.LogCount(2511));
         await Eventually.TrueAsync(async () => await b.Dispatcher.GetStatisticsAsync() is { Pending: 0, InFlight: 0 }, "an empty backlog");
     }
