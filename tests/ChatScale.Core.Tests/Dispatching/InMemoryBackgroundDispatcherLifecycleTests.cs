@@ -91,13 +91,19 @@ public sealed class InMemoryBackgroundDispatcherLifecycleTests
     {
         await using var harness = new DispatcherHarness(o => o.MaxAttempts = 1);
         var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         harness.Probe.OnHandle = async (_, _, cancellationToken) =>
         {
             using var registration = cancellationToken.Register(() => cancelled.TrySetResult());
+            handling.TrySetResult();
             await Task.Delay(Timeout.Infinite, cancellationToken);
         };
         await harness.StartAsync();
         await harness.EnqueueAsync("k", 1);
+
+        // The handler itself must be running: InFlight counts an attempt from just before its handler is called, and a
+        // deadline that comes in between interrupts the attempt without calling the handler (it hung 1 run in 3 in CI).
+        await handling.Task.WaitAsync(DispatcherHarness.Timeout);
         await harness.WaitForStatisticsAsync(s => s.InFlight == 1);
         using var deadline = new CancellationTokenSource();
 
