@@ -200,9 +200,10 @@ public sealed class SendFloodTests(RedisFixture redis, ITestOutputHelper output)
                     return;
                 }
 
-                if (due > clock.Elapsed)
+                var wait = due - clock.Elapsed; // read once: a second read could be later than due and make the delay negative
+                if (wait > TimeSpan.Zero)
                 {
-                    await Task.Delay(due - clock.Elapsed);
+                    await Task.Delay(wait);
                 }
 
                 using var response = await http.PostAsJsonAsync($"/api/conversations/{conversation}/messages", new { text = $"spam-{n}" });
